@@ -1,0 +1,1 @@
+"""The simulated phones: sans-I/O phone logic, its asyncio driver and its radio link."""

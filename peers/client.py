@@ -1,0 +1,342 @@
+"""The asyncio driver of a phone: a websocket to the server through its radio link, and aiortc.
+
+:class:`PhoneClient` moves bytes and decides nothing (DESIGN.md rule 4): every frame goes
+into :class:`~peers.phone.Phone`, and whatever the phone wants sent is sent. Its own jobs
+are the ones that need I/O:
+
+- keep a connection while the phone is on and out of airplane mode: open it through the
+  :class:`~peers.link.Link`, register, and reconnect with backoff when it drops (at once
+  when the signal comes back or the phone is switched on);
+- create each call's SDP with aiortc (:class:`~peers.media.CallMedia`) and close the peer
+  connection when the call ends;
+- run the phone's reconnect-grace timer on the event loop's clock.
+
+Heartbeats are websockets' ping/pong on this side too, so a phone whose signal is lost
+finds out by itself, after about ``heartbeat_interval + heartbeat_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from signaling.calls import ANSWERED, ENDED
+from signaling.messages import (
+    InvalidMessage,
+    PhoneMessage,
+    message_type,
+    parse_server_message,
+    serialize_message,
+)
+
+from .link import Link
+from .media import CallMedia
+from .phone import Phone, PhoneError
+
+
+__all__ = ["PhoneClient"]
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds between failed connection attempts; the last one repeats."""
+
+
+class PhoneClient:
+    """Drives one :class:`~peers.phone.Phone` over a websocket and aiortc.
+
+    Args:
+        phone: The phone's logic.
+        link: Its radio.
+        heartbeat_interval: Seconds between pings.
+        heartbeat_timeout: Seconds a pong may take before the link counts as dead.
+        clock: The scenario clock; defaults to the event loop's clock.
+        logger: Where events go.
+    """
+
+    def __init__(
+        self,
+        phone: Phone,
+        link: Link,
+        *,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 5.0,
+        clock: Callable[[], float] | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.phone = phone
+        self.link = link
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._clock = clock
+        self.log = logger if logger is not None else structlog.get_logger("voip_sandbox.phone")
+        self._ws: ClientConnection | None = None
+        self._media: dict[str, CallMedia] = {}
+        self._kick = asyncio.Event()
+        self._registered = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        """The phone's name."""
+        return self.phone.name
+
+    def now(self) -> float:
+        """The time on the scenario clock."""
+        if self._clock is not None:
+            return self._clock()
+        return asyncio.get_running_loop().time()
+
+    # --- Life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts keeping a connection (when the phone wants one)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"phone-{self.name}"
+            )
+
+    async def stop(self) -> None:
+        """Stops the driver, closes the connection and every peer connection."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for media in list(self._media.values()):
+            await media.close()
+        self._media.clear()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_registered(self) -> None:
+        """Returns once the phone is registered with the server."""
+        await self._registered.wait()
+
+    # --- What the person does ------------------------------------------------------------------
+
+    async def call(self, callee: str, kind: Literal["audio", "video"] = "audio") -> str:
+        """Calls ``callee``; returns the call id.
+
+        Raises:
+            PhoneError: The phone cannot call now.
+        """
+        self.phone.check_call(callee)
+        media = CallMedia()
+        try:
+            sdp = await media.create_offer(kind)
+            call_id = self.phone.place_call(callee, kind, sdp, self.now())
+        except BaseException:
+            await media.close()
+            raise
+        self._media[call_id] = media
+        await self._flush()
+        return call_id
+
+    async def answer(self) -> str:
+        """Picks up the ringing call; returns its id.
+
+        Raises:
+            PhoneError: Nothing is ringing.
+        """
+        ringing = self.phone.ringing_offer()
+        if ringing is None:
+            raise PhoneError(f"{self.name} cannot answer: nothing is ringing")
+        call_id, offer_sdp = ringing
+        media = CallMedia()
+        try:
+            sdp = await media.create_answer(offer_sdp)
+            self.phone.answer(sdp, self.now())
+        except BaseException:
+            await media.close()
+            raise
+        self._media[call_id] = media
+        await self._flush()
+        return call_id
+
+    async def decline(self) -> None:
+        """Refuses the ringing call."""
+        self.phone.decline(self.now())
+        await self._flush()
+
+    async def hang_up(self) -> None:
+        """Ends the call in progress."""
+        self.phone.hang_up(self.now())
+        await self._flush()
+
+    async def block(self, name: str) -> None:
+        """Blocks ``name``."""
+        self.phone.block(name, self.now())
+        await self._flush()
+
+    async def unblock(self, name: str) -> None:
+        """Unblocks ``name``."""
+        self.phone.unblock(name, self.now())
+        await self._flush()
+
+    async def power_off(self) -> None:
+        """Switches the phone off: the link is reset, with no close frame."""
+        self.phone.power_off(self.now())
+        self.link.cut()
+        await self._flush()
+
+    async def power_on(self) -> None:
+        """Switches the phone on; it connects as soon as the radio allows."""
+        self.phone.power_on(self.now())
+        self._kick.set()
+        await self._flush()
+
+    async def go_offline(self) -> None:
+        """Airplane mode on: the connection is closed cleanly."""
+        self.phone.go_offline(self.now())
+        ws = self._ws
+        if ws is not None:
+            await ws.close(1001, "going offline")
+        await self._flush()
+
+    async def go_online(self) -> None:
+        """Airplane mode off: the phone reconnects."""
+        self.phone.go_online(self.now())
+        self._kick.set()
+        await self._flush()
+
+    def lose_signal(self) -> None:
+        """The radio loses signal; the phone itself finds out only by its heartbeat."""
+        self.link.lose_signal()
+
+    def regain_signal(self) -> None:
+        """The radio has signal again; the phone reconnects at once."""
+        self.link.regain_signal()
+        self._kick.set()
+
+    # --- The connection ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            self._kick.clear()
+            if not self.phone.wants_connection:
+                await self._kick.wait()
+                continue
+            if not self.link.signal:
+                await self.link.wait_for_signal()
+                continue
+            try:
+                await self._connect_once()
+                attempt = 0
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self.log.info("connection", who=self.name, state="failed", error=str(exc))
+                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+                attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), delay)
+
+    async def _connect_once(self) -> None:
+        sock = await self.link.open()
+        async with connect(
+            f"ws://{self.link.host}:{self.link.port}",
+            sock=sock,
+            proxy=None,  # never ask the environment for a proxy: traffic stays on loopback
+            compression=None,
+            open_timeout=self.heartbeat_interval + self.heartbeat_timeout,
+            ping_interval=self.heartbeat_interval,
+            ping_timeout=self.heartbeat_timeout,
+            close_timeout=self.heartbeat_timeout,
+        ) as ws:
+            self._ws = ws
+            try:
+                self.phone.link_up(self.now())
+                await self._flush()
+                async for frame in ws:
+                    try:
+                        message = parse_server_message(frame)
+                    except InvalidMessage as exc:
+                        self.log.warning("error", who=self.name, message=str(exc))
+                        continue
+                    self.phone.receive(message, self.now())
+                    await self._flush()
+            except ConnectionClosed:
+                pass
+            finally:
+                self._ws = None
+                self._registered.clear()
+                self.phone.link_down(self.now())
+                await self._flush()
+
+    # --- Driving the phone ---------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Carries out everything the phone decided, in order."""
+        phone = self.phone
+        if phone.registered:
+            self._registered.set()
+        for transition in phone.transitions_received():
+            self.log.info("transition", **transition.as_event())
+            if transition.to_state is ENDED:
+                media = self._media.pop(transition.call.call_id, None)
+                if media is not None:
+                    self._spawn(media.close())
+            if transition.to_state is ANSWERED and transition.who == transition.call.caller:
+                answer_sdp = phone.answer_sdp(transition.call.call_id)
+                if answer_sdp is not None:
+                    self._check_answer(transition.call.call_id, answer_sdp)
+        for change in phone.screens_received():
+            self.log.info(
+                "screen",
+                who=change.who,
+                screen=str(change.to_screen),
+                previous=str(change.from_screen),
+            )
+        messages = phone.messages_to_send()
+        async with self._send_lock:
+            for message in messages:
+                await self._send(message)
+        self._arm_timer()
+
+    def _check_answer(self, call_id: str, answer_sdp: str) -> None:
+        try:
+            CallMedia.check_answer(answer_sdp)
+        except ValueError as exc:
+            self.log.warning("error", who=self.name, call_id=call_id, message=str(exc))
+
+    async def _send(self, message: PhoneMessage) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        self.log.debug(
+            "frame_out",
+            who=self.name,
+            type=message_type(message),
+            call_id=getattr(message, "call_id", None),
+        )
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(serialize_message(message))
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wakeup = self.phone.next_wakeup()
+        if wakeup is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(loop.time() + (wakeup - self.now()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.phone.wake(self.now())
+        self._spawn(self._flush())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,230 @@
+"""The signaling server: websockets I/O around a :class:`~signaling.switchboard.Switchboard`.
+
+This module moves bytes and decides nothing (DESIGN.md rule 4). For each connection it
+reads frames, parses them at the edge, feeds the switchboard, then writes what the
+switchboard wants written, closes what it wants closed, reports the transitions it
+recorded, and re-arms the one timer the switchboard asks for. Heartbeats are websockets'
+own ping/pong (``heartbeat_interval``, ``heartbeat_timeout``): a link that goes silent is
+closed by the keepalive, which the switchboard then hears about as a disconnect.
+
+Events go to a structlog logger: ``frame`` (every frame in and out), ``transition``,
+``connection`` (opened, closed cleanly or not) and ``error`` (refused frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable
+from typing import Any, Final, Self
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from .messages import (
+    InvalidMessage,
+    ServerMessage,
+    message_type,
+    parse_phone_message,
+    serialize_message,
+)
+from .switchboard import ConnectionId, Switchboard
+
+
+__all__ = ["DEFAULT_HOST", "SignalingServer"]
+
+DEFAULT_HOST: Final = "127.0.0.1"
+"""Loopback only: nothing this sandbox serves is reachable from another machine."""
+
+
+class SignalingServer:
+    """Serves a switchboard over websockets.
+
+    Args:
+        switchboard: The logic to drive.
+        host: The address to bind; loopback by default.
+        port: The port; 0 picks a free one (read it back from :attr:`port`).
+        heartbeat_interval: Seconds between pings on each connection.
+        heartbeat_timeout: Seconds a pong may take before the link counts as dead.
+        clock: Seconds on the scenario clock; defaults to the event loop's clock.
+        logger: Where events go.
+    """
+
+    def __init__(
+        self,
+        switchboard: Switchboard,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 5.0,
+        clock: Callable[[], float] | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.switchboard = switchboard
+        self.host = host
+        self._port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._clock = clock
+        self.log = logger if logger is not None else structlog.get_logger("voip_sandbox.server")
+        self._server: Server | None = None
+        self._connections: dict[ConnectionId, ServerConnection] = {}
+        self._ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- Life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Binds and starts serving."""
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._port,
+            ping_interval=self.heartbeat_interval,
+            ping_timeout=self.heartbeat_timeout,
+            # Signaling frames are small and latency matters more than bytes.
+            compression=None,
+            max_size=1 << 20,
+        )
+        self.log.info("server_started", url=self.url)
+
+    async def close(self) -> None:
+        """Stops serving and closes every connection cleanly."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._server is None:
+            return self._port
+        sockname = next(iter(self._server.sockets)).getsockname()
+        return int(sockname[1])
+
+    @property
+    def url(self) -> str:
+        """The websocket URL phones connect to."""
+        return f"ws://{self.host}:{self.port}"
+
+    def now(self) -> float:
+        """The time on the scenario clock."""
+        if self._clock is not None:
+            return self._clock()
+        return asyncio.get_running_loop().time()
+
+    # --- One connection ----------------------------------------------------------------------
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        conn = ConnectionId(next(self._ids))
+        self._connections[conn] = websocket
+        self.log.info("connection", conn=conn, state="opened")
+        self.switchboard.connect(conn, self.now())
+        clean = False
+        try:
+            async for frame in websocket:
+                try:
+                    message = parse_phone_message(frame)
+                except InvalidMessage as exc:
+                    self.log.info("error", conn=conn, code=str(exc.code), message=exc.message)
+                    self.switchboard.receive_invalid(conn, exc, self.now())
+                else:
+                    self.log.info(
+                        "frame",
+                        sender=self._name(conn),
+                        receiver="server",
+                        type=message_type(message),
+                        call_id=getattr(message, "call_id", None),
+                    )
+                    self.switchboard.receive(conn, message, self.now())
+                await self._flush()
+            clean = True
+        except ConnectionClosed:
+            pass  # an abrupt close or a heartbeat timeout: the same for the switchboard
+        finally:
+            name = self._name(conn)
+            del self._connections[conn]
+            self.switchboard.disconnect(conn, self.now())
+            self.log.info(
+                "connection",
+                conn=conn,
+                who=name,
+                state="closed" if clean else "lost",
+                code=websocket.close_code,
+            )
+            await self._flush()
+
+    # --- Driving the switchboard ---------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Carries out everything the switchboard decided, in order."""
+        sb = self.switchboard
+        for transition in sb.transitions_received():
+            self.log.info("transition", **transition.as_event())
+        # One writer at a time, so frames leave in the order the switchboard queued them.
+        async with self._send_lock:
+            for conn, message in sb.messages_to_send():
+                await self._send(conn, message)
+            for conn, code, reason in sb.connections_to_close():
+                websocket = self._connections.get(conn)
+                if websocket is not None:
+                    await websocket.close(code, reason)
+        self._arm_timer()
+
+    async def _send(self, conn: ConnectionId, message: ServerMessage) -> None:
+        websocket = self._connections.get(conn)
+        if websocket is None:
+            return  # gone meanwhile; the switchboard hears of it from that handler
+        self.log.info(
+            "frame",
+            sender="server",
+            receiver=self._name(conn),
+            type=message_type(message),
+            call_id=getattr(message, "call_id", None),
+        )
+        # If it closed meanwhile, its handler reports the disconnect to the switchboard.
+        with contextlib.suppress(ConnectionClosed):
+            await websocket.send(serialize_message(message))
+
+    def _arm_timer(self) -> None:
+        wakeup = self.switchboard.next_wakeup()
+        if self._timer is not None:
+            if wakeup is not None and self._timer.when() == self._loop_time(wakeup):
+                return
+            self._timer.cancel()
+            self._timer = None
+        if wakeup is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(self._loop_time(wakeup), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.switchboard.wake(self.now())
+        # A timer callback cannot await; the flush runs as a task, in order with the rest.
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._tasks.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    def _loop_time(self, at: float) -> float:
+        """Converts a scenario-clock time to the loop's clock."""
+        loop = asyncio.get_running_loop()
+        return loop.time() + (at - self.now())
+
+    def _name(self, conn: ConnectionId) -> str:
+        return self.switchboard.name_of(conn) or f"conn-{conn}"
