@@ -107,6 +107,9 @@ class PhoneClient:
         """Stops the driver, closes the connection and every peer connection."""
         if self._timer is not None:
             self._timer.cancel()
+        ws = self._ws
+        if ws is not None:
+            await ws.close(1001, "phone stopped")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

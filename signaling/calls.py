@@ -223,6 +223,35 @@ class Transition:
     cause: Cause
     at: float
 
+    @classmethod
+    def from_event(cls, event: Mapping[str, object]) -> Transition:
+        """Rebuilds a transition from :meth:`as_event` output (for example a JSON log line).
+
+        Raises:
+            ValueError: A field is missing or invalid.
+        """
+        try:
+            kind = str(event["kind"])
+            if kind not in ("audio", "video"):
+                raise ValueError(f"unknown call kind {kind!r}")
+            info = CallInfo(
+                call_id=str(event["call_id"]),
+                caller=str(event["caller"]),
+                callee=str(event["callee"]),
+                kind="video" if kind == "video" else "audio",
+                placed_at=float(event["placed_at"]),  # type: ignore[arg-type]
+            )
+            return cls(
+                who=str(event["who"]),
+                call=info,
+                from_state=CallState(str(event["from"])),
+                to_state=CallState(str(event["to"])),
+                cause=Cause(str(event["cause"])),
+                at=float(event["at"]),  # type: ignore[arg-type]
+            )
+        except KeyError as exc:
+            raise ValueError(f"transition event has no {exc.args[0]!r}") from None
+
     def as_event(self) -> dict[str, object]:
         """The transition as a flat mapping, for the JSON event stream."""
         return {

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .messages import (
     InvalidMessage,
+    Register,
     ServerMessage,
     message_type,
     parse_phone_message,
@@ -76,6 +77,7 @@ class SignalingServer:
         self._timer: asyncio.TimerHandle | None = None
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._crashed = False
 
     # --- Life cycle --------------------------------------------------------------------------
 
@@ -101,6 +103,22 @@ class SignalingServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
+
+    def crash(self) -> None:
+        """Dies on the spot, as a killed process would.
+
+        Every socket is reset with no close frame, and the switchboard hears nothing more:
+        its state is gone with the process. Build a new server to restart.
+        """
+        self._crashed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for websocket in self._connections.values():
+            websocket.transport.abort()
+        if self._server is not None:
+            self._server.close(close_connections=False)
             self._server = None
 
     async def __aenter__(self) -> Self:
@@ -139,15 +157,19 @@ class SignalingServer:
         clean = False
         try:
             async for frame in websocket:
+                if self._crashed:
+                    break
                 try:
                     message = parse_phone_message(frame)
                 except InvalidMessage as exc:
                     self.log.info("error", conn=conn, code=str(exc.code), message=exc.message)
                     self.switchboard.receive_invalid(conn, exc, self.now())
                 else:
+                    # Before it registers, a connection is known by the name it claims.
+                    sender = message.name if isinstance(message, Register) else self._name(conn)
                     self.log.info(
                         "frame",
-                        sender=self._name(conn),
+                        sender=sender,
                         receiver="server",
                         type=message_type(message),
                         call_id=getattr(message, "call_id", None),
@@ -158,17 +180,17 @@ class SignalingServer:
         except ConnectionClosed:
             pass  # an abrupt close or a heartbeat timeout: the same for the switchboard
         finally:
-            name = self._name(conn)
             del self._connections[conn]
-            self.switchboard.disconnect(conn, self.now())
-            self.log.info(
-                "connection",
-                conn=conn,
-                who=name,
-                state="closed" if clean else "lost",
-                code=websocket.close_code,
-            )
-            await self._flush()
+            # A crashed process does not notice its sockets closing.
+            if not self._crashed:
+                await self._lost(conn, websocket, clean=clean)
+
+    async def _lost(self, conn: ConnectionId, websocket: ServerConnection, *, clean: bool) -> None:
+        name = self._name(conn)
+        self.switchboard.disconnect(conn, self.now())
+        state = "closed" if clean else "lost"
+        self.log.info("connection", conn=conn, who=name, state=state, code=websocket.close_code)
+        await self._flush()
 
     # --- Driving the switchboard ---------------------------------------------------------------
 

@@ -79,6 +79,7 @@ __all__ = [
     "SERVER",
     "Account",
     "ConnectionId",
+    "DurableState",
     "Switchboard",
     "SwitchboardSettings",
 ]
@@ -126,6 +127,18 @@ class Account:
 
 
 @dataclass(slots=True)
+class DurableState:
+    """What survives a crash of the server: accounts and undelivered missed-call notices.
+
+    Calls in progress live only in memory: a crash loses them, and the phones, finding
+    that the restarted server no longer holds their calls, end them as ``dropped``.
+    """
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    notices: dict[str, dict[str, MissedCall]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class _ServerCall:
     """The switchboard's bookkeeping around one call in progress."""
 
@@ -153,11 +166,15 @@ class Switchboard:
 
     Args:
         settings: The timers.
+        durable: State recovered after a crash, if any.
     """
 
-    def __init__(self, settings: SwitchboardSettings | None = None) -> None:
+    def __init__(
+        self, settings: SwitchboardSettings | None = None, *, durable: DurableState | None = None
+    ) -> None:
         self.settings = settings or SwitchboardSettings()
-        self.accounts: dict[str, Account] = {}
+        durable = durable or DurableState()
+        self.accounts: dict[str, Account] = durable.accounts
         """Every name ever registered or provisioned."""
         self._sessions: dict[str, ConnectionId] = {}
         self._names: dict[ConnectionId, str] = {}
@@ -165,7 +182,7 @@ class Switchboard:
         self._calls: dict[str, _ServerCall] = {}
         self._calls_of: dict[str, dict[str, _ServerCall]] = {}
         self._ended_ids: set[str] = set()
-        self._notices: dict[str, dict[str, MissedCall]] = {}
+        self._notices: dict[str, dict[str, MissedCall]] = durable.notices
         self._outbox: list[tuple[ConnectionId, ServerMessage]] = []
         self._to_close: list[tuple[ConnectionId, int, str]] = []
         self._transitions: list[Transition] = []
@@ -276,6 +293,14 @@ class Switchboard:
         return min(deadlines, default=None)
 
     # --- Introspection ---------------------------------------------------------------------
+
+    def durable_state(self) -> DurableState:
+        """A copy of what would survive a crash (see :class:`DurableState`)."""
+        accounts = {
+            name: Account(a.name, a.token_hash, set(a.blocks)) for name, a in self.accounts.items()
+        }
+        notices = {name: dict(kept) for name, kept in self._notices.items()}
+        return DurableState(accounts, notices)
 
     def name_of(self, conn: ConnectionId) -> str | None:
         """The name a connection registered, if it did."""

@@ -1,0 +1,1 @@
+"""Scenarios: the YAML format, the runner that plays it, and the observers that judge it."""

@@ -1,0 +1,467 @@
+"""Plays a scenario: a real server, phones and links in one event loop, in virtual time.
+
+The loop is a ``looptime`` loop: whenever nothing is runnable, its clock jumps to the next
+timer, so a 45 s ring timeout costs microseconds of wall time. That is only sound when every
+party runs in this one loop (shared/reference/tools.md §5), which is why the server, every
+phone client and every link are built here, in-process, on 127.0.0.1.
+
+Step semantics: steps run in file order. An ``at`` step runs at that scenario time (or at
+once, if an earlier ``when`` step already took the run past it). A ``when`` step runs
+``after`` seconds after the first matching event that follows the previous step's moment.
+After the last step the run *settles*: it goes on until no call is in progress anywhere,
+every phone that can connect is registered, and no missed-call notice waits for a
+connected phone; a run that does not settle within :data:`SETTLE_LIMIT` fails.
+
+A run is reproducible from its seed: tokens and call ids come from it, and nothing else
+in the run is random.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import looptime
+import structlog
+
+from peers.client import PhoneClient
+from peers.link import Link
+from peers.phone import Phone, PhoneError
+from scenarios.expectations import compare_logs
+from scenarios.model import Action, Event, EventKind, Scenario, Step, Verb
+from scenarios.observers import EventStream, LogEntry, call_logs, label_entries
+from scenarios.profiles import Profile, Timers, load_profile
+from signaling.server import DEFAULT_HOST, SignalingServer
+from signaling.switchboard import Switchboard, SwitchboardSettings
+
+
+__all__ = ["SETTLE_LIMIT", "ScenarioResult", "run_scenario", "run_scenario_async"]
+
+SETTLE_LIMIT = 600.0
+"""Scenario seconds a run may take to settle after its last step (or to see a ``when``)."""
+
+_POLL = 0.1
+"""Scenario seconds between checks while settling: cheap, since the clock is virtual."""
+
+
+@dataclass
+class ScenarioResult:
+    """How one scenario went.
+
+    Attributes:
+        scenario: The scenario.
+        profile: The profile it ran under.
+        seed: The seed it ran with.
+        failures: What went wrong, for a person; empty when it passed.
+        logs: Each phone's call log, labeled, oldest first.
+        events: The whole event stream.
+        virtual_seconds: Scenario time covered.
+        wall_seconds: Real time taken.
+    """
+
+    scenario: Scenario
+    profile: str
+    seed: int
+    failures: list[str] = field(default_factory=list)
+    logs: dict[str, list[LogEntry]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    virtual_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Whether every expectation and check held."""
+        return not self.failures
+
+    def as_json(self) -> dict[str, object]:
+        """The scenario's entry in the JSON report (DESIGN.md)."""
+        return {
+            "file": self.scenario.path,
+            "name": self.scenario.name,
+            "profile": self.profile,
+            "seed": self.seed,
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "phones": {
+                name: {"log": [entry.as_json() for entry in log]} for name, log in self.logs.items()
+            },
+            "virtual_seconds": round(self.virtual_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    profile: str | None = None,
+    log_file: IO[str] | None = None,
+) -> ScenarioResult:
+    """Runs a scenario in its own virtual-time event loop.
+
+    Args:
+        scenario: The scenario.
+        seed: Makes tokens and call ids; the same seed gives the same run.
+        profile: Overrides the scenario's profile.
+        log_file: Where to write the event stream as JSON lines, if anywhere.
+    """
+    with asyncio.Runner(loop_factory=lambda: looptime.new_event_loop(start=0.0)) as runner:
+        return runner.run(
+            run_scenario_async(scenario, seed=seed, profile=profile, log_file=log_file)
+        )
+
+
+async def run_scenario_async(
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    profile: str | None = None,
+    log_file: IO[str] | None = None,
+) -> ScenarioResult:
+    """Runs a scenario in the running loop, which must be a virtual-time loop for speed.
+
+    See :func:`run_scenario` for the arguments.
+    """
+    chosen = load_profile(profile or scenario.profile)
+    run = _Run(scenario, chosen, seed, log_file)
+    wall_start = time.perf_counter()
+    try:
+        await run.play()
+        # Judged before the shutdown, whose goodbyes are not part of the scenario.
+        result = run.result()
+    finally:
+        await run.shut_down()
+    result.wall_seconds = time.perf_counter() - wall_start
+    return result
+
+
+def _timers(scenario: Scenario, profile: Profile) -> Timers:
+    overrides = {
+        key: value
+        for key, value in dataclasses.asdict(scenario.settings).items()
+        if value is not None
+    }
+    return dataclasses.replace(profile.timers, **overrides)
+
+
+class _Run:
+    """One run of one scenario: builds the world, plays the steps, settles, judges."""
+
+    def __init__(
+        self, scenario: Scenario, profile: Profile, seed: int, log_file: IO[str] | None
+    ) -> None:
+        self.scenario = scenario
+        self.profile = profile
+        self.seed = seed
+        self.timers = _timers(scenario, profile)
+        self.rng = random.Random(seed)
+        self.loop = asyncio.get_running_loop()
+        self.origin = self.loop.time()
+        self.stream = EventStream(self.now)
+        self.log = _make_logger(self.stream, log_file)
+        self.failures: list[str] = []
+        self.switchboard = Switchboard(
+            SwitchboardSettings(
+                dial_timeout=self.timers.dial_timeout,
+                ring_timeout=self.timers.ring_timeout,
+                reconnect_grace=self.timers.reconnect_grace,
+            )
+        )
+        self.server: SignalingServer | None = None
+        self.clients: dict[str, PhoneClient] = {}
+
+    def now(self) -> float:
+        return self.loop.time() - self.origin
+
+    # --- Building the world --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.server = self._new_server(self.switchboard, port=0)
+        await self.server.start()
+        for spec in self.scenario.phones.values():
+            token = f"{self.rng.getrandbits(128):032x}"
+            self.switchboard.provision(spec.name, token, spec.blocks)
+            phone = Phone(
+                spec.name,
+                token,
+                reconnect_grace=self.timers.reconnect_grace,
+                new_call_id=self._call_ids(spec.name),
+                blocks=spec.blocks,
+            )
+            phone.powered = spec.power
+            phone.online = spec.online
+            link = Link(
+                DEFAULT_HOST, self.server.port, phone=spec.name, logger=self.log, signal=spec.signal
+            )
+            client = PhoneClient(
+                phone,
+                link,
+                heartbeat_interval=self.timers.heartbeat_interval,
+                heartbeat_timeout=self.timers.heartbeat_timeout,
+                clock=self.now,
+                logger=self.log,
+            )
+            self.clients[spec.name] = client
+            client.start()
+        # Phones that can connect are registered before the first step (at t = 0).
+        await asyncio.gather(
+            *(c.wait_registered() for c in self.clients.values() if self._can_connect(c))
+        )
+
+    def _new_server(self, switchboard: Switchboard, port: int) -> SignalingServer:
+        return SignalingServer(
+            switchboard,
+            host=DEFAULT_HOST,
+            port=port,
+            heartbeat_interval=self.timers.heartbeat_interval,
+            heartbeat_timeout=self.timers.heartbeat_timeout,
+            clock=self.now,
+            logger=self.log,
+        )
+
+    def _call_ids(self, name: str) -> Callable[[], str]:
+        rng = random.Random(f"{self.seed}:{name}")  # per phone: stable whatever others do
+        return lambda: f"{rng.getrandbits(64):016x}"
+
+    # --- Playing ----------------------------------------------------------------------------------
+
+    async def play(self) -> None:
+        await self.start()
+        steps = self.scenario.steps
+        pending: asyncio.Future[dict[str, Any]] | None = None
+        for position, step in enumerate(steps):
+            if step.when is not None:
+                if pending is None:
+                    pending = self.stream.wait_for(_matcher(step.when))
+                if not await self._await_event(step, pending):
+                    return
+                await asyncio.sleep(step.after)
+            elif step.at is not None:
+                await asyncio.sleep(max(0.0, step.at - self.now()))
+            # Arm the next step's event before this step acts: what this step causes
+            # (the callee ringing after a call, say) is exactly what the next may wait for.
+            following = steps[position + 1] if position + 1 < len(steps) else None
+            pending = (
+                self.stream.wait_for(_matcher(following.when))
+                if following is not None and following.when is not None
+                else None
+            )
+            if not await self._do(step):
+                return
+        await self._settle()
+
+    async def _await_event(self, step: Step, pending: asyncio.Future[dict[str, Any]]) -> bool:
+        assert step.when is not None
+        deadline = self.now() + SETTLE_LIMIT
+        while not pending.done():
+            if self._quiet() and self.now() > 0:
+                # Nothing is going on, so nothing will: no point in waiting any longer.
+                break
+            if self.now() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pending), _POLL)
+        if pending.done():
+            return True
+        self._fail(step, f"waited for '{step.when.text}', which never happened")
+        pending.cancel()
+        return False
+
+    async def _do(self, step: Step) -> bool:
+        action = step.action
+        self.log.info("step", index=step.index, line=step.line, do=action.text)
+        try:
+            await self._act(action)
+        except PhoneError as exc:
+            self._fail(step, str(exc))
+            return False
+        return True
+
+    async def _act(self, action: Action) -> None:
+        verb = action.verb
+        if verb is Verb.SERVER_RESTARTS:
+            await self._restart_server(crash=False)
+            return
+        if verb is Verb.SERVER_CRASHES:
+            await self._restart_server(crash=True)
+            return
+        assert action.actor is not None
+        client = self.clients[action.actor]
+        target = action.target
+        match verb:
+            case Verb.CALLS | Verb.VIDEO_CALLS:
+                assert target is not None
+                await client.call(target, "video" if verb is Verb.VIDEO_CALLS else "audio")
+            case Verb.ANSWERS:
+                await client.answer()
+            case Verb.DECLINES:
+                await client.decline()
+            case Verb.HANGS_UP:
+                await client.hang_up()
+            case Verb.BLOCKS:
+                assert target is not None
+                await client.block(target)
+            case Verb.UNBLOCKS:
+                assert target is not None
+                await client.unblock(target)
+            case Verb.POWERS_OFF:
+                await client.power_off()
+            case Verb.POWERS_ON:
+                await client.power_on()
+            case Verb.LOSES_SIGNAL:
+                if not client.link.signal:
+                    raise PhoneError(f"{client.name} has no signal already")
+                client.lose_signal()
+            case Verb.REGAINS_SIGNAL:
+                if client.link.signal:
+                    raise PhoneError(f"{client.name} has signal already")
+                client.regain_signal()
+            case Verb.GOES_OFFLINE:
+                await client.go_offline()
+            case Verb.GOES_ONLINE:
+                await client.go_online()
+
+    async def _restart_server(self, *, crash: bool) -> None:
+        assert self.server is not None
+        port = self.server.port
+        if crash:
+            # The process dies: sockets are reset, and only what is durable survives.
+            self.server.crash()
+            self.switchboard = Switchboard(
+                self.switchboard.settings, durable=self.switchboard.durable_state()
+            )
+        else:
+            await self.server.close()
+        self.log.info("server", state="crashed" if crash else "restarting")
+        self.server = self._new_server(self.switchboard, port=port)
+        await self.server.start()
+
+    # --- Settling and judging -------------------------------------------------------------------
+
+    def _can_connect(self, client: PhoneClient) -> bool:
+        return client.phone.wants_connection and client.link.signal
+
+    def _quiet(self) -> bool:
+        """Whether nothing is in progress and nothing is owed to a reachable phone."""
+        if self.switchboard.active_calls:
+            return False
+        for client in self.clients.values():
+            phone = client.phone
+            if phone.active_call is not None or phone.next_wakeup() is not None:
+                return False
+            if self._can_connect(client):
+                if not phone.registered:
+                    return False
+                if self.switchboard.pending_notices(phone.name):
+                    return False
+        return True
+
+    async def _settle(self) -> None:
+        deadline = self.now() + SETTLE_LIMIT
+        while not self._quiet():
+            if self.now() >= deadline:
+                busy = [
+                    f"{c.name} ({c.phone.screen})"
+                    for c in self.clients.values()
+                    if c.phone.active_call is not None
+                ]
+                self.failures.append(
+                    f"did not settle within {SETTLE_LIMIT:.0f}s after the last step: "
+                    f"calls in progress on {', '.join(busy) or 'the server'}"
+                )
+                return
+            await asyncio.sleep(_POLL)
+
+    def _fail(self, step: Step, message: str) -> None:
+        self.failures.append(
+            f"step {step.index + 1} (line {step.line}, '{step.action.text}'): {message}"
+        )
+
+    async def shut_down(self) -> None:
+        for client in self.clients.values():
+            await client.stop()
+        if self.server is not None:
+            await self.server.close()
+
+    def result(self) -> ScenarioResult:
+        names = list(self.scenario.phones)
+        summaries = call_logs(self.stream.transitions(), names)
+        logs = {name: label_entries(summaries[name], self.profile) for name in names}
+        failures = list(self.failures)
+        for name, entries in logs.items():
+            for entry in entries:
+                if entry.label is None:
+                    failures.append(f"{name}: call {entry.call_id} never ended on this phone")
+        for client in self.clients.values():
+            for error in client.phone.errors:
+                failures.append(f"{client.name} was sent an error: {error.code}: {error.message}")
+        if self.scenario.expect is not None:
+            failures.extend(compare_logs(self.scenario.expect, logs))
+        return ScenarioResult(
+            scenario=self.scenario,
+            profile=self.profile.name,
+            seed=self.seed,
+            failures=failures,
+            logs=logs,
+            events=list(self.stream.events),
+            virtual_seconds=self.now(),
+        )
+
+
+def _matcher(event: Event) -> Callable[[dict[str, Any]], bool]:
+    """The predicate over the event stream for a ``when:`` event."""
+    phone = event.phone
+
+    def is_transition_of(e: dict[str, Any]) -> bool:
+        return e.get("event") == "transition" and e.get("who") == phone
+
+    match event.kind:
+        case EventKind.RINGS:
+            return lambda e: is_transition_of(e) and e["callee"] == phone and e["to"] == "ringing"
+        case EventKind.HEARS_RINGING:
+            return lambda e: is_transition_of(e) and e["caller"] == phone and e["to"] == "ringing"
+        case EventKind.IS_IN_CALL:
+            return lambda e: is_transition_of(e) and e["to"] == "answered"
+        case EventKind.CALL_ENDS:
+            return lambda e: is_transition_of(e) and e["to"] == "ended" and e["from"] != "new"
+    raise AssertionError(f"unhandled event kind {event.kind}")
+
+
+class _JsonLines:
+    """The end of a run's structlog chain: one JSON object per line, or nowhere."""
+
+    def __init__(self, sink: IO[str] | None) -> None:
+        self.sink = sink
+
+    def msg(self, line: str) -> None:
+        if self.sink is not None:
+            self.sink.write(line + "\n")
+
+    info = debug = warning = error = msg
+
+
+def _make_logger(stream: EventStream, sink: IO[str] | None) -> Any:
+    return structlog.wrap_logger(
+        _JsonLines(sink),
+        processors=[
+            structlog.processors.add_log_level,
+            stream,
+            structlog.processors.JSONRenderer(default=str, sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(20),  # INFO and up
+        cache_logger_on_first_use=False,
+    )
+
+
+def open_log(path: Path | None) -> IO[str] | None:
+    """Opens the JSON-lines event log for writing (``None`` for no log)."""
+    if path is None:
+        return None
+    return path.open("w", encoding="utf-8")
