@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from signaling.calls import ANSWERED, ENDED
+from signaling.heartbeat import keep_alive
 from signaling.messages import (
     InvalidMessage,
     PhoneMessage,
@@ -252,11 +253,19 @@ class PhoneClient:
             proxy=None,  # never ask the environment for a proxy: traffic stays on loopback
             compression=None,
             open_timeout=self.heartbeat_interval + self.heartbeat_timeout,
-            ping_interval=self.heartbeat_interval,
-            ping_timeout=self.heartbeat_timeout,
+            ping_interval=None,  # the heartbeat is ours: see signaling.heartbeat
             close_timeout=self.heartbeat_timeout,
         ) as ws:
             self._ws = ws
+            heartbeat = asyncio.get_running_loop().create_task(
+                keep_alive(
+                    ws,
+                    interval=self.heartbeat_interval,
+                    pong_timeout=self.heartbeat_timeout,
+                    logger=self.log,
+                    who=self.name,
+                )
+            )
             try:
                 self.phone.link_up(self.now())
                 await self._flush()
@@ -271,6 +280,7 @@ class PhoneClient:
             except ConnectionClosed:
                 pass
             finally:
+                heartbeat.cancel()
                 self._ws = None
                 self._registered.clear()
                 self.phone.link_down(self.now())

@@ -52,6 +52,8 @@ class _End(asyncio.Protocol):
         self.pipe.forward(self.side, data)
 
     def eof_received(self) -> bool:
+        if self.pipe.black_hole:
+            return True  # a FIN in the air never arrives: keep this side half-open
         self.pipe.finish(self.side, abrupt=False)
         return False
 

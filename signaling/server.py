@@ -23,6 +23,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from .heartbeat import keep_alive
 from .messages import (
     InvalidMessage,
     Register,
@@ -87,8 +88,7 @@ class SignalingServer:
             self._handle,
             self.host,
             self._port,
-            ping_interval=self.heartbeat_interval,
-            ping_timeout=self.heartbeat_timeout,
+            ping_interval=None,  # the heartbeat is ours: see signaling.heartbeat
             # Signaling frames are small and latency matters more than bytes.
             compression=None,
             max_size=1 << 20,
@@ -154,6 +154,15 @@ class SignalingServer:
         self._connections[conn] = websocket
         self.log.info("connection", conn=conn, state="opened")
         self.switchboard.connect(conn, self.now())
+        heartbeat = asyncio.get_running_loop().create_task(
+            keep_alive(
+                websocket,
+                interval=self.heartbeat_interval,
+                pong_timeout=self.heartbeat_timeout,
+                logger=self.log,
+                who=f"server/conn-{conn}",
+            )
+        )
         clean = False
         try:
             async for frame in websocket:
@@ -180,6 +189,7 @@ class SignalingServer:
         except ConnectionClosed:
             pass  # an abrupt close or a heartbeat timeout: the same for the switchboard
         finally:
+            heartbeat.cancel()
             del self._connections[conn]
             # A crashed process does not notice its sockets closing.
             if not self._crashed:
