@@ -176,6 +176,15 @@ class _Run:
         )
         self.server: SignalingServer | None = None
         self.clients: dict[str, PhoneClient] = {}
+        # An exception in a callback or task would otherwise only be printed, and the
+        # run would go on to a plausible but wrong result: make it fail the scenario.
+        self.loop.set_exception_handler(self._on_loop_error)
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
+        self.failures.append(f"internal error at {self.now():.3f}s: {detail}")
+        self.log.error("internal_error", message=str(detail))
 
     def now(self) -> float:
         return self.loop.time() - self.origin

@@ -3,9 +3,10 @@
 This module moves bytes and decides nothing (DESIGN.md rule 4). For each connection it
 reads frames, parses them at the edge, feeds the switchboard, then writes what the
 switchboard wants written, closes what it wants closed, reports the transitions it
-recorded, and re-arms the one timer the switchboard asks for. Heartbeats are websockets'
-own ping/pong (``heartbeat_interval``, ``heartbeat_timeout``): a link that goes silent is
-closed by the keepalive, which the switchboard then hears about as a disconnect.
+recorded, and re-arms the one timer the switchboard asks for. Heartbeats are
+:func:`signaling.heartbeat.keep_alive` (``heartbeat_interval``, ``heartbeat_timeout``): a
+link whose pong is late is aborted on the spot, which the switchboard hears about as a
+disconnect.
 
 Events go to a structlog logger: ``frame`` (every frame in and out), ``transition``,
 ``connection`` (opened, closed cleanly or not) and ``error`` (refused frames).

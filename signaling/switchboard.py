@@ -401,12 +401,17 @@ class Switchboard:
         sc = _ServerCall(Call(SERVER, info), offer.sdp, blocked=name in callee.blocks)
         self._calls[call_id] = sc
         self._calls_of.setdefault(name, {})[call_id] = sc
-        self._calls_of.setdefault(offer.to, {})[call_id] = sc
         self._fire(sc, Cause.PLACED, now)
-        # Checked after the block: a blocked caller must not learn that the callee is busy.
-        if not sc.blocked and any(other is not sc for other in self._calls_of[offer.to].values()):
-            self._end(sc, Cause.BUSY, now, by=None)
-            return
+        if not sc.blocked:
+            # A blocked call is never filed under the callee: nothing done on the callee's
+            # side (registering, being busy, being away) can touch it or reveal it.
+            # And the busy check comes after the block check, so a blocked caller never
+            # learns that the callee is in a call.
+            if self._calls_of.get(offer.to):
+                self._calls_of[offer.to][call_id] = sc
+                self._end(sc, Cause.BUSY, now, by=None)
+                return
+            self._calls_of.setdefault(offer.to, {})[call_id] = sc
         sc.timer = (now + self.settings.dial_timeout, Cause.UNREACHABLE)
         callee_conn = self._sessions.get(offer.to)
         if not sc.blocked and callee_conn is not None:
@@ -435,7 +440,8 @@ class Switchboard:
         state = sc.call.state
         match message:
             case Candidate():
-                self._send_to(sc.other(name), message)
+                if not sc.blocked:  # a blocked caller's candidates go nowhere, like its offer
+                    self._send_to(sc.other(name), message)
             case Ringing() if is_callee and state is DIALING:
                 self._fire(sc, Cause.REACHED, now)
                 sc.timer = (now + self.settings.ring_timeout, Cause.NO_ANSWER)
@@ -497,7 +503,7 @@ class Switchboard:
         del self._calls[info.call_id]
         self._ended_ids.add(info.call_id)
         for party in (info.caller, info.callee):
-            self._calls_of[party].pop(info.call_id, None)
+            self._calls_of.get(party, {}).pop(info.call_id, None)
         ended = CallEnded(info.call_id, str(cause))
         if by != info.caller:
             self._send_to(info.caller, ended)
