@@ -421,11 +421,10 @@ class Phone:
         self._grace_deadline = None
         held = set(message.calls)
         for pc in self._live_calls():
-            call_id = pc.call.call_id
-            if call_id not in held:
+            if pc.call.call_id not in held:
                 self._end(pc, Cause.DROPPED, now)  # the server let it go while we were away
-            elif pc.call.state is RECONNECTING:
-                self._fire(pc, Cause.RESUMED, now)
+        # A held call that waits in Reconnecting… goes on only when the server says
+        # ``resumed``: the other party may still be away.
         # The server's list is the phone's own, as last synced; changes made while
         # unregistered are replayed on top of it.
         self.blocks = set(message.blocks)

@@ -55,10 +55,10 @@ __all__ = [
     "serialize_message",
 ]
 
-NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
+NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}\Z"
 """A phone's name: lowercase ASCII, starting with a letter, at most 32 characters."""
 
-CALL_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+CALL_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}\Z"
 """A call id, chosen by the caller's phone: URL-safe ASCII, at most 64 characters."""
 
 Name: TypeAlias = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
@@ -330,7 +330,7 @@ def _explain(frame: str | bytes, known: frozenset[str], exc: Exception) -> Inval
     """Turns a decoder failure into the most helpful :class:`InvalidMessage`."""
     try:
         peek = _peek_decoder.decode(frame)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         # Not a JSON object at all (or not UTF-8): nothing more specific can be said.
         return InvalidMessage(ErrorCode.BAD_FRAME, f"not a JSON object: {exc}")
     call_id = peek.get("call_id")
@@ -364,6 +364,8 @@ def parse_phone_message(frame: str | bytes) -> PhoneMessage:
         return _phone_decoder.decode(frame)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise _explain(frame, _PHONE_TYPES, exc) from None
+    except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a string
+        raise InvalidMessage(ErrorCode.BAD_FRAME, f"not UTF-8 text: {exc.reason}") from None
 
 
 def parse_server_message(frame: str | bytes) -> ServerMessage:
@@ -382,6 +384,8 @@ def parse_server_message(frame: str | bytes) -> ServerMessage:
         return _server_decoder.decode(frame)
     except msgspec.DecodeError as exc:
         raise _explain(frame, _SERVER_TYPES, exc) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(ErrorCode.BAD_FRAME, f"not UTF-8 text: {exc.reason}") from None
 
 
 def serialize_message(message: PhoneMessage | ServerMessage) -> str:

@@ -381,8 +381,12 @@ class Switchboard:
                 out.append(Ringing(call_id))
             elif sc.answer_sdp is not None:
                 out.append(Answer(call_id, sc.answer_sdp))
+        # Say plainly whether the call goes on, so the returning phone never guesses:
+        # it may have gone Reconnecting… without the server noticing anything.
         if sc.call.state is RECONNECTING:
             out.append(Reconnecting(call_id))  # the other party is still away
+        elif sc.call.state is ANSWERED:
+            out.append(Resumed(call_id))
         return out
 
     def _on_offer(self, conn: ConnectionId, name: str, offer: Offer, now: float) -> None:

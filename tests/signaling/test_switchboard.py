@@ -1,0 +1,939 @@
+"""Transcripts of the switchboard with real phones: every row of DESIGN.md's behaviour table.
+
+Each test plays a call step by step on an in-memory :class:`~tests.transcripts.Exchange`
+and asserts what each end's call log says (direction, reached, answered, end cause,
+duration), the frames that crossed the wire, and the server's recorded transitions.
+Timers: dial 30 s, ring 45 s, reconnect grace 10 s.
+"""
+
+import pytest
+
+from peers.phone import Screen
+from signaling.messages import (
+    Answer,
+    Busy,
+    CallEnded,
+    Candidate,
+    Decline,
+    Hangup,
+    MissedCall,
+    MissedCallAck,
+    Offer,
+    Register,
+    Registered,
+    Ringing,
+)
+from signaling.switchboard import CLOSE_REPLACED, SwitchboardSettings
+from tests.transcripts import OFFER_SDP, Exchange, outline, token_for
+
+
+SETTINGS = SwitchboardSettings(dial_timeout=30.0, ring_timeout=45.0, reconnect_grace=10.0)
+
+
+def entry(
+    direction: str,
+    peer: str,
+    *,
+    reached: bool,
+    answered: bool = False,
+    end_cause: str,
+    duration: float | None = None,
+) -> dict[str, object]:
+    return {
+        "direction": direction,
+        "peer": peer,
+        "reached": reached,
+        "answered": answered,
+        "end_cause": end_cause,
+        "duration": duration,
+    }
+
+
+@pytest.fixture
+def ex() -> Exchange:
+    exchange = Exchange(SETTINGS)
+    exchange.add_phone("alice")
+    exchange.add_phone("bob")
+    return exchange
+
+
+# --- Caller hangs up before the callee picks up: canceled / missed ----------------------------
+
+
+def test_caller_cancels_while_ringing(ex):
+    cid = ex.call("alice", "bob", 0)
+    assert ex.ladder[-4:] == [
+        ("alice", "server", "offer"),
+        ("server", "bob", "incoming"),
+        ("bob", "server", "ringing"),
+        ("server", "alice", "ringing"),
+    ]
+    assert ex.phones["alice"].screen is Screen.RINGING  # Ringing…, not Calling…
+    assert ex.phones["bob"].screen is Screen.INCOMING
+
+    ex.hang_up("alice", 3)
+    assert ex.ladder[-2:] == [("alice", "server", "hangup"), ("server", "bob", "call_ended")]
+    assert ex.received("bob")[-1].message.reason == "canceled"
+    assert ex.received_types("alice", since=1) == []
+    ex.advance(100)
+    assert ex.received_types("bob", since=4) == []  # no notice: bob was reached and told
+    assert ex.switchboard.pending_notices("bob") == []
+
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("ended", "canceled", 3),
+    ]
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, end_cause="canceled"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, end_cause="canceled"
+    )
+
+
+def test_caller_cancels_while_callee_offline(ex):
+    ex.disconnect("bob", 0)  # airplane mode: both ends know
+    cid = ex.call("alice", "bob", 1)
+    assert ex.phones["alice"].screen is Screen.CALLING
+    ex.hang_up("alice", 6)
+    assert ex.received_types("alice", since=1) == []
+    assert ex.server_steps(cid) == [("dialing", "placed", 1), ("ended", "canceled", 6)]
+    assert [n.call_id for n in ex.switchboard.pending_notices("bob")] == [cid]
+    assert ex.log("bob") == []
+
+    ex.connect("bob", 20)
+    assert ex.received_types("bob", since=20) == [(20, "registered"), (20, "missed_call")]
+    assert ex.sent_types("bob", since=20) == [(20, "register"), (20, "missed_call_ack")]
+    notice = ex.received("bob")[-1].message
+    assert notice == MissedCall(
+        call_id=cid, from_="alice", kind="audio", placed_at=1, reason="canceled"
+    )
+    assert ex.switchboard.pending_notices("bob") == []
+
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=False, end_cause="canceled"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="canceled"
+    )
+    assert ex.entry("bob").ended_at == 20  # logged when it was delivered
+
+
+def test_caller_cancels_while_callee_black_holed(ex):
+    ex.lose_signal("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    lost = [f.step for f in ex.frames if not f.delivered]
+    assert lost == [("server", "bob", "incoming")]
+    assert ex.phones["alice"].screen is Screen.CALLING
+    ex.hang_up("alice", 6)
+    assert ex.received_types("alice", since=1) == []
+    ex.disconnect("bob", 15)  # the heartbeat finds the link dead
+    assert ex.log("bob") == []
+    ex.regain_signal("bob", 20)
+    assert ex.received_types("bob", since=20) == [(20, "registered"), (20, "missed_call")]
+    assert ex.server_steps(cid)[-1] == ("ended", "canceled", 6)
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=False, end_cause="canceled"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="canceled"
+    )
+
+
+# --- Callee has no signal; the dial timer fires: canceled / missed, delivered later ------------
+
+
+def test_callee_without_signal_dial_timer_fires(ex):
+    ex.lose_signal("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.advance(30.9)
+    assert ex.phones["alice"].screen is Screen.CALLING
+    assert ex.switchboard.active_calls == 1
+    ex.advance(31)
+    assert ex.received_types("alice", since=1) == [(31, "call_ended")]
+    assert ex.received("alice")[-1].message.reason == "unreachable"
+    assert ex.server_steps(cid) == [("dialing", "placed", 1), ("ended", "unreachable", 31)]
+    assert ex.phones["alice"].screen is Screen.ENDED
+
+    ex.disconnect("bob", 40)
+    assert ex.log("bob") == []
+    ex.regain_signal("bob", 50)
+    # Delivered exactly once, and acknowledged.
+    assert ex.received_types("bob", since=50) == [(50, "registered"), (50, "missed_call")]
+    assert ex.sent_types("bob", since=50) == [(50, "register"), (50, "missed_call_ack")]
+    assert ex.switchboard.pending_notices("bob") == []
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=False, end_cause="unreachable"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="unreachable"
+    )
+    assert ex.entry("bob").ended_at == 50
+
+    # Not sent again once acknowledged.
+    ex.disconnect("bob", 60)
+    ex.connect("bob", 70)
+    assert ex.received_types("bob", since=60) == [(70, "registered")]
+    assert len(ex.log("bob")) == 1
+
+
+def test_notice_is_sent_again_on_every_registration_until_acknowledged(ex):
+    ex.disconnect("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.hang_up("alice", 2)
+    ex.drop_next("bob", "missed_call_ack")
+    ex.connect("bob", 10)
+    assert [f.step for f in ex.frames if not f.delivered] == [("bob", "server", "missed_call_ack")]
+    assert [n.call_id for n in ex.switchboard.pending_notices("bob")] == [cid]
+    assert len(ex.log("bob")) == 1
+
+    ex.disconnect("bob", 20)
+    ex.connect("bob", 30)
+    assert ex.received_types("bob", since=30) == [(30, "registered"), (30, "missed_call")]
+    assert ex.sent_types("bob", since=30) == [(30, "register"), (30, "missed_call_ack")]
+    assert ex.switchboard.pending_notices("bob") == []
+    # Logged exactly once, when it first came.
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="canceled"
+    )
+    assert ex.entry("bob").ended_at == 10
+    assert ex.phone_steps("bob", cid) == [("ended", "canceled", 10)]
+
+    ex.disconnect("bob", 40)
+    ex.connect("bob", 50)
+    assert ex.received_types("bob", since=50) == [(50, "registered")]
+
+
+def test_acks_are_idempotent(ex):
+    ex.send("bob", MissedCallAck(call_id="never-was"), 1)
+    ex.send("bob", MissedCallAck(call_id="never-was"), 2)
+    assert ex.errors("bob") == []
+
+
+# --- Callee switched off: canceled / missed, delivered when switched on -----------------------
+
+
+def test_callee_switched_off_then_on(ex):
+    ex.power_off("bob", 0)
+    assert not ex.switchboard.is_online("bob")
+    cid = ex.call("alice", "bob", 1)
+    assert ex.phones["alice"].screen is Screen.CALLING
+    ex.advance(31)
+    assert ex.received_types("alice", since=1) == [(31, "call_ended")]
+    assert ex.received("alice")[-1].message.reason == "unreachable"
+    ex.power_on("bob", 60)
+    assert ex.received_types("bob", since=60) == [(60, "registered"), (60, "missed_call")]
+    assert ex.received("bob")[-1].message == MissedCall(
+        call_id=cid, from_="alice", kind="audio", placed_at=1, reason="unreachable"
+    )
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=False, end_cause="unreachable"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="unreachable"
+    )
+
+
+def test_callee_switched_on_while_still_dialing_rings(ex):
+    ex.power_off("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.power_on("bob", 10)
+    assert ex.received_types("bob", since=10) == [(10, "registered"), (10, "incoming")]
+    assert ex.received_types("alice", since=1) == [(10, "ringing")]
+    assert ex.screen_history("alice") == [(Screen.CALLING, 1), (Screen.RINGING, 10)]
+    ex.answer("bob", 12)
+    ex.hang_up("alice", 20)
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 1),
+        ("ringing", "reached", 10),
+        ("answered", "answered", 12),
+        ("ended", "hung_up", 20),
+    ]
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=8
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=8
+    )
+    assert ex.switchboard.pending_notices("bob") == []
+
+
+# --- Callee has blocked the caller: indistinguishable from switched off; nothing, ever ---------
+
+
+def _blocked_or_off(case: str, outcome: str) -> tuple[Exchange, str]:
+    ex = Exchange(SETTINGS)
+    ex.add_phone("alice")
+    ex.add_phone("carol")
+    if case == "blocked":
+        ex.block("carol", "alice", 0)
+    else:
+        ex.power_off("carol", 0)
+    cid = ex.call("alice", "carol", 1)
+    if outcome == "caller_cancels":
+        ex.hang_up("alice", 11)
+    ex.advance(100)
+    return ex, cid
+
+
+@pytest.mark.parametrize("outcome", ["dial_timer", "caller_cancels"])
+def test_blocked_caller_gets_exactly_what_a_switched_off_callee_gives(outcome):
+    blocked, cid = _blocked_or_off("blocked", outcome)
+    off, off_cid = _blocked_or_off("off", outcome)
+    assert cid == off_cid
+
+    def seen_by_alice(ex: Exchange) -> list[tuple[float, object]]:
+        return [(f.at, f.message) for f in ex.received("alice", since=1)]
+
+    assert seen_by_alice(blocked) == seen_by_alice(off)
+    assert blocked.screen_history("alice") == off.screen_history("alice")
+    assert outline(blocked.entry("alice")) == outline(off.entry("alice"))
+    if outcome == "dial_timer":
+        assert blocked.received_types("alice", since=1) == [(31, "call_ended")]
+        assert blocked.received("alice")[-1].message == CallEnded(cid, "unreachable")
+    else:
+        assert blocked.received_types("alice", since=1) == []
+    assert not blocked.entry("alice").reached
+    # The blocking callee never hears of it; the switched-off one has a notice waiting.
+    assert blocked.received("carol", since=1) == []
+    assert blocked.log("carol") == []
+    assert blocked.switchboard.pending_notices("carol") == []
+    assert [n.call_id for n in off.switchboard.pending_notices("carol")] == [cid]
+
+
+def test_blocked_callee_gets_nothing_even_after_coming_online():
+    ex = Exchange(SETTINGS)
+    ex.add_phone("alice")
+    ex.add_phone("carol", connect=False)
+    ex.switchboard.provision("carol", token_for("carol"), blocks=["alice"])
+    cid = ex.call("alice", "carol", 1)
+    ex.advance(31)
+    assert ex.received_types("alice", since=1) == [(31, "call_ended")]
+    ex.connect("carol", 40)
+    assert ex.received_types("carol") == [(40, "registered")]
+    assert ex.received("carol")[0].message == Registered(name="carol", blocks=["alice"], calls=[])
+    assert ex.log("carol") == []
+    assert ex.switchboard.pending_notices("carol") == []
+    assert ex.server_steps(cid) == [("dialing", "placed", 1), ("ended", "unreachable", 31)]
+
+
+def test_blocked_callee_coming_online_while_the_caller_waits_gets_nothing():
+    ex = Exchange(SETTINGS)
+    ex.add_phone("alice")
+    ex.add_phone("carol", connect=False)
+    ex.switchboard.provision("carol", token_for("carol"), blocks=["alice"])
+    cid = ex.call("alice", "carol", 1)
+    ex.connect("carol", 10)
+    # The block holds whenever carol connects: the offer is never delivered.
+    assert ex.received_types("carol") == [(10, "registered")]
+    assert ex.phones["alice"].screen is Screen.CALLING
+    ex.advance(31)
+    assert ex.received_types("alice", since=1) == [(31, "call_ended")]
+    assert ex.server_steps(cid) == [("dialing", "placed", 1), ("ended", "unreachable", 31)]
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "carol", reached=False, end_cause="unreachable"
+    )
+    assert ex.log("carol") == []
+
+
+def test_blocked_caller_does_not_learn_that_the_callee_is_busy(ex):
+    ex.add_phone("carol")
+    ex.call("bob", "carol", 0)
+    ex.answer("carol", 1)
+    ex.block("carol", "alice", 2)
+    cid = ex.call("alice", "carol", 5)
+    assert ex.received_types("alice", since=5) == []  # no busy
+    ex.advance(35)
+    assert ex.received_types("alice", since=5) == [(35, "call_ended")]
+    assert ex.received("alice")[-1].message.reason == "unreachable"
+    assert ex.server_steps(cid)[-1] == ("ended", "unreachable", 35)
+    assert [c.info.call_id for c in ex.log("carol")] == ["bob-1"]  # nothing else
+    assert ex.received_types("carol", since=3) == []
+
+
+def test_a_blocked_call_does_not_make_the_callee_busy(ex):
+    ex.add_phone("carol")
+    ex.block("carol", "alice", 0)
+    ex.call("alice", "carol", 1)  # never delivered: carol is idle
+    bob_call = ex.call("bob", "carol", 2)
+    assert ex.received_types("carol", since=1) == [(2, "incoming")]
+    assert ex.received_types("bob", since=2) == [(2, "ringing")]
+    assert ex.server_steps(bob_call) == [("dialing", "placed", 2), ("ringing", "reached", 2)]
+    assert ex.switchboard.pending_notices("carol") == []
+
+
+def test_unblocking_lets_calls_through(ex):
+    ex.block("bob", "alice", 0)
+    first = ex.call("alice", "bob", 1)
+    ex.hang_up("alice", 2)
+    ex.phones["bob"].unblock("alice", 3)
+    ex.pump(3)
+    second = ex.call("alice", "bob", 4)
+    assert ex.received_types("bob", since=1) == [(4, "incoming")]
+    assert ex.server_steps(first)[-1] == ("ended", "canceled", 2)
+    assert ex.server_steps(second)[-1] == ("ringing", "reached", 4)
+
+
+def test_block_list_is_kept_by_the_server(ex):
+    ex.block("bob", "eve", 0)
+    ex.block("bob", "alice", 0)
+    ex.disconnect("bob", 1)
+    ex.connect("bob", 2)
+    registered = ex.received("bob")[-1].message
+    assert registered == Registered(name="bob", blocks=["alice", "eve"], calls=[])
+    assert ex.phones["bob"].blocks == {"alice", "eve"}
+
+
+# --- Callee declines: declined / declined -----------------------------------------------------
+
+
+def test_callee_declines(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.decline("bob", 4)
+    assert ex.ladder[-2:] == [("bob", "server", "decline"), ("server", "alice", "call_ended")]
+    assert ex.received("alice")[-1].message.reason == "declined"
+    assert ex.received_types("bob", since=1) == []
+    assert ex.server_steps(cid)[-1] == ("ended", "declined", 4)
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, end_cause="declined"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, end_cause="declined"
+    )
+    assert ex.switchboard.pending_notices("bob") == []
+
+
+def test_callee_hanging_up_a_ringing_call_declines_it(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.send("bob", Hangup(call_id=cid), 4)
+    assert ex.server_steps(cid)[-1] == ("ended", "declined", 4)
+    assert ex.received("alice")[-1].message.reason == "declined"
+
+
+# --- Nobody answers before the ring timer: no_answer / missed ---------------------------------
+
+
+def test_ring_timeout(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.advance(44.9)  # the dial timer (30 s) stopped when bob's device rang
+    assert ex.received_types("alice", since=1) == []
+    assert ex.phones["bob"].screen is Screen.INCOMING
+    assert ex.switchboard.next_wakeup() == 45
+    ex.advance(45)
+    assert ex.received_types("alice", since=1) == [(45, "call_ended")]
+    assert ex.received_types("bob", since=1) == [(45, "call_ended")]
+    assert {f.message.reason for f in ex.received("alice", since=45)} == {"no_answer"}
+    assert {f.message.reason for f in ex.received("bob", since=45)} == {"no_answer"}
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("ended", "no_answer", 45),
+    ]
+    assert ex.switchboard.pending_notices("bob") == []
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, end_cause="no_answer"
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, end_cause="no_answer"
+    )
+
+
+# --- Callee busy in another call: busy / missed -----------------------------------------------
+
+
+def test_callee_busy_in_another_call(ex):
+    ex.add_phone("carol")
+    first = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    second = ex.call("carol", "bob", 10)
+    assert ex.ladder[-4:] == [
+        ("carol", "server", "offer"),
+        ("server", "carol", "call_ended"),
+        ("server", "bob", "missed_call"),
+        ("bob", "server", "missed_call_ack"),
+    ]
+    assert ex.received("carol")[-1].message.reason == "busy"
+    assert ex.server_steps(second) == [("dialing", "placed", 10), ("ended", "busy", 10)]
+    assert ex.switchboard.pending_notices("bob") == []
+    assert ex.phones["bob"].screen is Screen.IN_CALL  # the call goes on
+    assert ex.received_types("alice", since=6) == []
+
+    assert outline(ex.entry("carol")) == entry("outgoing", "bob", reached=False, end_cause="busy")
+    bob_log = {s.info.call_id: outline(s) for s in ex.log("bob")}
+    assert bob_log[second] == entry("incoming", "carol", reached=False, end_cause="busy")
+
+    ex.hang_up("alice", 20)
+    bob_log = {s.info.call_id: outline(s) for s in ex.log("bob")}
+    assert bob_log[first] == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=15
+    )
+
+
+def test_callee_device_refusing_as_busy_ends_the_call_busy(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.send("bob", Busy(call_id=cid), 1)
+    assert ex.server_steps(cid)[-1] == ("ended", "busy", 1)
+    assert ex.received("alice")[-1].message.reason == "busy"
+    assert ex.switchboard.pending_notices("bob") == []  # the device logged it itself
+
+
+# --- Caller loses signal before the answer: canceled / missed ---------------------------------
+
+
+def test_caller_loses_signal_before_the_answer(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.lose_signal("alice", 3)
+    ex.disconnect("alice", 8)  # both ends notice
+    assert ex.phones["alice"].screen is Screen.RECONNECTING
+    ex.advance(17.9)
+    # The server keeps the call for the grace: bob still rings.
+    assert ex.switchboard.active_calls == 1
+    assert ex.phones["bob"].screen is Screen.INCOMING
+    assert ex.received_types("bob", since=1) == []
+    ex.advance(18)
+    assert ex.received_types("bob", since=1) == [(18, "call_ended")]
+    assert ex.received("bob")[-1].message.reason == "dropped"
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("ended", "dropped", 18),
+    ]
+    assert ex.phone_steps("alice", cid)[-1] == ("ended", "dropped", 18)
+    assert outline(ex.entry("alice")) == entry("outgoing", "bob", reached=True, end_cause="dropped")
+    assert outline(ex.entry("bob")) == entry("incoming", "alice", reached=True, end_cause="dropped")
+
+    ex.regain_signal("alice", 30)
+    assert ex.sent_types("alice", since=30) == [(30, "register")]
+    assert ex.frames[-2].message.calls == []
+
+
+def test_caller_back_within_grace_keeps_the_call_ringing(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.lose_signal("alice", 3)
+    ex.disconnect("alice", 8)
+    ex.regain_signal("alice", 12)
+    assert ex.frames[-3].message == Register(name="alice", token=token_for("alice"), calls=[cid])
+    assert ex.received_types("alice", since=12) == [(12, "registered"), (12, "ringing")]
+    assert ex.received("alice", since=12)[0].message.calls == [cid]
+    assert ex.phones["alice"].screen is Screen.RINGING
+    ex.advance(30)  # past the grace: nothing happens
+    assert ex.switchboard.active_calls == 1
+    ex.answer("bob", 31)
+    ex.hang_up("bob", 41)
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=10
+    )
+
+
+def test_answered_while_the_caller_is_away(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.lose_signal("alice", 3)
+    ex.disconnect("alice", 8)
+    ex.answer("bob", 10)
+    assert ex.received_types("bob", since=10) == [(10, "reconnecting")]
+    assert ex.phones["bob"].screen is Screen.RECONNECTING
+    ex.regain_signal("alice", 12)
+    assert ex.received_types("bob", since=11) == [(12, "resumed")]
+    # The returning caller gets the answer it missed, then is told plainly the call goes on.
+    assert ex.received_types("alice", since=12) == [
+        (12, "registered"),
+        (12, "answer"),
+        (12, "resumed"),
+    ]
+    assert ex.phones["alice"].screen is Screen.IN_CALL
+    assert ex.phones["bob"].screen is Screen.IN_CALL
+    ex.hang_up("alice", 40)
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("answered", "answered", 10),
+        ("reconnecting", "link_lost", 10),
+        ("answered", "resumed", 12),
+        ("ended", "hung_up", 40),
+    ]
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=28
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=30
+    )
+
+
+def test_answered_while_the_caller_is_away_past_the_grace(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.lose_signal("alice", 3)
+    ex.disconnect("alice", 8)
+    ex.answer("bob", 10)
+    ex.advance(18)
+    assert ex.received_types("bob", since=10) == [(10, "reconnecting"), (18, "call_ended")]
+    assert ex.server_steps(cid)[-1] == ("ended", "dropped", 18)
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="dropped", duration=0
+    )
+    assert outline(ex.entry("alice")) == entry("outgoing", "bob", reached=True, end_cause="dropped")
+
+
+# --- Answered, then either side hangs up: outgoing / incoming, with duration --------------------
+
+
+@pytest.mark.parametrize(("who", "other"), [("alice", "bob"), ("bob", "alice")])
+def test_answered_then_hang_up(ex, who, other):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    assert ex.ladder[-2:] == [("bob", "server", "answer"), ("server", "alice", "answer")]
+    ex.hang_up(who, 65)
+    assert ex.ladder[-2:] == [(who, "server", "hangup"), ("server", other, "call_ended")]
+    assert ex.received(other)[-1].message.reason == "hung_up"
+    assert ex.received_types(who, since=6) == []
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("answered", "answered", 5),
+        ("ended", "hung_up", 65),
+    ]
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=60
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=60
+    )
+    assert ex.switchboard.active_calls == 0
+    assert ex.switchboard.next_wakeup() is None
+
+
+# --- Answered, then a side loses signal: past the grace dropped / dropped, within it resumed ---
+
+
+@pytest.mark.parametrize(("lost", "other"), [("alice", "bob"), ("bob", "alice")])
+def test_answered_then_link_lost_past_the_grace(ex, lost, other):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    ex.lose_signal(lost, 20)
+    ex.disconnect(lost, 25)
+    assert ex.received_types(other, since=20) == [(25, "reconnecting")]
+    assert ex.phones[lost].screen is Screen.RECONNECTING
+    assert ex.phones[other].screen is Screen.RECONNECTING
+    assert ex.switchboard.next_wakeup() == 35
+    ex.advance(34.9)
+    assert ex.switchboard.active_calls == 1
+    ex.advance(35)
+    assert ex.received_types(other, since=26) == [(35, "call_ended")]
+    assert ex.received(other)[-1].message.reason == "dropped"
+    assert ex.server_steps(cid)[-3:] == [
+        ("answered", "answered", 5),
+        ("reconnecting", "link_lost", 25),
+        ("ended", "dropped", 35),
+    ]
+    for label in ("alice", "bob"):
+        assert ex.phone_steps(label, cid)[-2:] == [
+            ("reconnecting", "link_lost", 25),
+            ("ended", "dropped", 35),
+        ]
+        assert ex.phones[label].screen is Screen.ENDED
+    # Duration up to the loss.
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="dropped", duration=20
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="dropped", duration=20
+    )
+    # Coming back later changes nothing.
+    ex.regain_signal(lost, 50)
+    assert ex.received_types(lost, since=50) == [(50, "registered")]
+    assert ex.received(lost)[-1].message.calls == []
+    assert len(ex.log(lost)) == 1
+
+
+@pytest.mark.parametrize(("lost", "other"), [("alice", "bob"), ("bob", "alice")])
+def test_answered_then_link_lost_within_the_grace_resumes(ex, lost, other):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    ex.lose_signal(lost, 20)
+    ex.disconnect(lost, 25)
+    ex.regain_signal(lost, 30)
+    assert ex.received_types(other, since=20) == [(25, "reconnecting"), (30, "resumed")]
+    assert ex.received(lost, since=30)[0].message.calls == [cid]
+    assert ex.phones["alice"].screen is Screen.IN_CALL
+    assert ex.phones["bob"].screen is Screen.IN_CALL
+    ex.advance(50)  # the grace deadline passed: nothing happens
+    assert ex.switchboard.active_calls == 1
+    ex.hang_up(other, 65)
+    assert ex.server_steps(cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("answered", "answered", 5),
+        ("reconnecting", "link_lost", 25),
+        ("answered", "resumed", 30),
+        ("ended", "hung_up", 65),
+    ]
+    for label in ("alice", "bob"):
+        assert ex.phone_steps(label, cid)[-3:] == [
+            ("reconnecting", "link_lost", 25),
+            ("answered", "resumed", 30),
+            ("ended", "hung_up", 65),
+        ]
+    # Duration across the gap.
+    assert outline(ex.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=60
+    )
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=60
+    )
+
+
+def test_waiting_party_reconnecting_itself_stays_reconnecting(ex):
+    """Bob's link dies; while alice waits for him, her own phone re-registers."""
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    ex.lose_signal("bob", 20)
+    ex.disconnect("bob", 25)
+    ex.connect("alice", 28)  # right token, new connection: the old one is replaced
+    assert ex.received_types("alice", since=28) == [
+        (28, "registered"),
+        (28, "answer"),
+        (28, "reconnecting"),
+    ]
+    # Bob is still away: alice's call never went back to "answered", not even for a moment.
+    assert ex.screen_history("alice")[-1] == (Screen.RECONNECTING, 25)
+    ex.advance(35)
+    assert ex.phone_steps("alice", cid) == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("answered", "answered", 5),
+        ("reconnecting", "link_lost", 25),
+        ("ended", "dropped", 35),
+    ]
+    assert outline(ex.entry("alice")) == outline(ex.entry("bob")) | {
+        "direction": "outgoing",
+        "peer": "bob",
+    }
+    assert ex.entry("alice").duration == 20
+
+
+# --- Calling… vs Ringing… ---------------------------------------------------------------------
+
+
+def test_calling_then_ringing_is_recorded_as_reached(ex):
+    ex.disconnect("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    assert ex.phones["alice"].screen is Screen.CALLING
+    assert ex.phone_steps("alice", cid) == [("dialing", "placed", 1)]
+    ex.connect("bob", 5)
+    assert ex.phones["alice"].screen is Screen.RINGING
+    assert ex.phone_steps("alice", cid) == [("dialing", "placed", 1), ("ringing", "reached", 5)]
+    ex.hang_up("alice", 7)
+    assert ex.entry("alice").reached
+    assert ex.entry("bob").reached
+
+
+# --- Registration ----------------------------------------------------------------------------
+
+
+def test_wrong_token_is_refused_and_the_holder_undisturbed(ex):
+    old = ex.connection("bob")
+    ex.connect("impostor", 1)
+    ex.send("impostor", Register(name="bob", token="not-bobs-token-000"), 1)
+    assert ex.errors("impostor") == [("bad_token", None)]
+    assert "'bob' is registered with another token" in ex.received("impostor")[-1].message.message
+    assert ex.closes == []
+    assert ex.switchboard.is_online("bob")
+    assert ex.switchboard.name_of(ex.connection("impostor")) is None
+    cid = ex.call("alice", "bob", 2)
+    assert ex.received_types("bob", since=2) == [(2, "incoming")]
+    assert ex.received_types("impostor", since=2) == []
+    assert ex.connection("bob") == old
+    assert ex.server_steps(cid)[-1] == ("ringing", "reached", 2)
+
+
+def test_right_token_replaces_a_stale_connection(ex):
+    old = ex.connection("bob")
+    ex.connect("bob", 10)  # the phone reconnects before the old link is noticed dead
+    new = ex.connection("bob")
+    assert new != old
+    assert ex.closes == [("bob", old, *CLOSE_REPLACED)]
+    assert CLOSE_REPLACED[0] == 4001
+    assert ex.errors("bob") == []
+    assert ex.received_types("bob", since=10) == [(10, "registered")]
+    assert ex.switchboard.name_of(old) is None
+    assert ex.switchboard.name_of(new) == "bob"
+    ex.call("alice", "bob", 12)
+    assert ex.received_types("bob", since=12) == [(12, "incoming")]
+
+
+def test_phone_reconnecting_before_the_server_notices_keeps_its_call(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 5)
+    old = ex.connection("bob")
+    ex.disconnect("bob", 20, server=False)  # only bob's phone noticed
+    assert ex.phones["bob"].screen is Screen.RECONNECTING
+    ex.connect("bob", 22)
+    assert ex.closes == [("bob", old, *CLOSE_REPLACED)]
+    assert ex.phones["bob"].screen is Screen.IN_CALL
+    assert ex.received_types("alice", since=6) == []  # alice noticed nothing
+    assert ex.switchboard.active_calls == 1
+    ex.hang_up("bob", 65)
+    assert [s for s in ex.server_steps(cid) if s[1] in ("link_lost", "resumed")] == []
+    assert ex.phone_steps("bob", cid)[-3:] == [
+        ("reconnecting", "link_lost", 20),
+        ("answered", "resumed", 22),
+        ("ended", "hung_up", 65),
+    ]
+    assert ex.entry("bob").duration == 60
+    assert ex.entry("alice").duration == 60
+
+
+def test_registering_twice_on_one_connection_is_refused(ex):
+    ex.send("alice", Register(name="alice", token=token_for("alice")), 1)
+    ex.send("alice", Register(name="carol", token=token_for("carol")), 1)
+    assert ex.errors("alice") == [("already_registered", None)] * 2
+    assert "carol" not in ex.switchboard.accounts
+
+
+def test_frames_before_register_are_refused(ex):
+    ex.connect("raw", 1)
+    ex.send("raw", Offer(call_id="x1", to="bob", kind="audio", sdp=OFFER_SDP), 1)
+    ex.send("raw", Hangup(call_id="x1"), 1)
+    assert ex.errors("raw") == [("not_registered", None)] * 2
+    assert ex.received_types("bob", since=1) == []
+    assert ex.switchboard.active_calls == 0
+
+
+def test_disconnect_of_an_unregistered_connection_is_harmless(ex):
+    ex.connect("raw", 1)
+    ex.disconnect("raw", 2)
+    assert ex.switchboard.is_online("alice")
+    assert ex.switchboard.is_online("bob")
+
+
+# --- Refused frames: a clear error, nothing else disturbed ------------------------------------
+
+
+def test_invalid_frames_get_an_error_naming_the_call(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.send("alice", f'{{"type":"hangup","call_id":"{cid}","from":"bob"}}', 1)
+    ex.send("alice", "not json", 1)
+    ex.send("alice", f'{{"type":"incoming","call_id":"{cid}"}}', 1)
+    assert ex.errors("alice") == [
+        ("invalid_field", cid),
+        ("bad_frame", None),
+        ("unknown_type", cid),
+    ]
+    assert ex.server_steps(cid)[-1] == ("ringing", "reached", 0)
+    assert ex.received_types("bob", since=1) == []
+
+
+def test_a_binary_frame_with_invalid_utf8_gets_bad_frame(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.send("alice", b'{"type":"hangup","call_id":"' + cid.encode() + b'\xff"}', 1)
+    assert ex.errors("alice") == [("bad_frame", None)]
+    assert ex.server_steps(cid)[-1] == ("ringing", "reached", 0)
+
+
+def test_hangup_for_someone_elses_call_is_not_your_call(ex):
+    ex.add_phone("carol")
+    cid = ex.call("alice", "bob", 0)
+    ex.send("carol", Hangup(call_id=cid), 1)
+    ex.send("carol", Candidate(call_id=cid, candidate=""), 1)
+    assert ex.errors("carol") == [("not_your_call", cid)] * 2
+    assert "'carol' is not a party to" in ex.received("carol")[-1].message.message
+    assert ex.server_steps(cid)[-1] == ("ringing", "reached", 0)
+    assert ex.received_types("alice", since=1) == []
+    assert ex.received_types("bob", since=1) == []
+
+
+@pytest.mark.parametrize(
+    ("label", "message", "role"),
+    [
+        ("alice", Answer(call_id="alice-1", sdp="v=0"), "caller"),
+        ("alice", Decline(call_id="alice-1"), "caller"),
+        ("alice", Ringing(call_id="alice-1"), "caller"),
+        ("alice", Busy(call_id="alice-1"), "caller"),
+    ],
+)
+def test_callee_only_messages_from_the_caller_are_illegal(ex, label, message, role):
+    cid = ex.call("alice", "bob", 0)
+    ex.send(label, message, 1)
+    assert ex.errors(label) == [("illegal_transition", cid)]
+    assert f"the {role} cannot send" in ex.received(label)[-1].message.message
+    assert ex.server_steps(cid)[-1] == ("ringing", "reached", 0)
+    assert ex.received_types("bob", since=1) == []
+
+
+def test_answering_an_answered_call_is_illegal(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 1)
+    ex.send("bob", Answer(call_id=cid, sdp="v=0"), 2)
+    ex.send("bob", Decline(call_id=cid), 2)
+    assert ex.errors("bob") == [("illegal_transition", cid)] * 2
+    assert "while call alice-1 is answered" in ex.received("bob")[-1].message.message
+    assert ex.server_steps(cid)[-1] == ("answered", "answered", 1)
+
+
+def test_unknown_and_ended_calls(ex):
+    ex.send("alice", Hangup(call_id="nope"), 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.hang_up("alice", 2)
+    ex.send("alice", Hangup(call_id=cid), 3)
+    ex.send("bob", Answer(call_id=cid, sdp="v=0"), 3)
+    assert ex.errors("alice") == [("unknown_call", "nope"), ("unknown_call", cid)]
+    assert ex.errors("bob") == [("unknown_call", cid)]
+    messages = [f.message.message for f in ex.received("alice") if f.type == "error"]
+    assert messages == ["call nope does not exist", f"call {cid} has ended"]
+
+
+def test_duplicate_call_id(ex):
+    ex.add_phone("carol")
+    cid = ex.call("alice", "bob", 0)
+    ex.send("carol", Offer(call_id=cid, to="alice", kind="audio", sdp=OFFER_SDP), 1)
+    assert ex.errors("carol") == [("duplicate_call", cid)]
+    ex.hang_up("alice", 2)
+    ex.send("carol", Offer(call_id=cid, to="bob", kind="audio", sdp=OFFER_SDP), 3)
+    assert ex.errors("carol") == [("duplicate_call", cid)] * 2
+    assert ex.received_types("bob", since=1) == [(2, "call_ended")]
+    assert ex.switchboard.active_calls == 0
+
+
+def test_self_call_and_unknown_callee(ex):
+    ex.send("alice", Offer(call_id="s1", to="alice", kind="audio", sdp=OFFER_SDP), 0)
+    ex.send("alice", Offer(call_id="s2", to="zed", kind="audio", sdp=OFFER_SDP), 0)
+    assert ex.errors("alice") == [("self_call", "s1"), ("unknown_phone", "s2")]
+    assert ex.server_transitions == []
+    assert ex.switchboard.active_calls == 0
+
+
+def test_candidates_are_relayed_to_the_other_party(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 1)
+    candidate = Candidate(call_id=cid, candidate="candidate:1", sdp_mid="0", sdp_mline_index=0)
+    ex.send("alice", candidate, 2)
+    ex.send("bob", Candidate(call_id=cid, candidate=""), 2)
+    assert ex.ladder[-4:] == [
+        ("alice", "server", "candidate"),
+        ("server", "bob", "candidate"),
+        ("bob", "server", "candidate"),
+        ("server", "alice", "candidate"),
+    ]
+    assert ex.received("bob")[-1].message == candidate
+    assert ex.server_steps(cid)[-1] == ("answered", "answered", 1)
+
+
+def test_a_blocked_callers_candidates_go_nowhere(ex):
+    ex.block("bob", "alice", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.send("alice", Candidate(call_id=cid, candidate="candidate:1"), 2)
+    assert ex.errors("alice") == []
+    assert ex.received_types("bob", since=1) == []
+
+
+def test_next_wakeup_follows_the_timers(ex):
+    assert ex.switchboard.next_wakeup() is None
+    ex.disconnect("bob", 0)
+    ex.call("alice", "bob", 1)
+    assert ex.switchboard.next_wakeup() == 31  # dial timer
+    ex.connect("bob", 5)
+    assert ex.switchboard.next_wakeup() == 50  # ring timer replaces it
+    ex.answer("bob", 6)
+    assert ex.switchboard.next_wakeup() is None
+    ex.disconnect("alice", 7)
+    assert ex.switchboard.next_wakeup() == 17  # reconnect grace
