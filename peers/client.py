@@ -116,6 +116,8 @@ class PhoneClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # A connection black-holed by lost signal is still open on the link's side.
+        self.link.close()
         for media in list(self._media.values()):
             await media.close()
         self._media.clear()

@@ -184,6 +184,12 @@ class Link:
         self._signal.set()
         self.log.info("link", phone=self.phone, state="signal")
 
+    def close(self) -> None:
+        """Releases every socket, black-holed or not (the phone is done with the radio)."""
+        for pipe in self._pipes:
+            pipe.reset()
+        self._pipes.clear()
+
     def cut(self) -> None:
         """Resets every connection abruptly (the phone was switched off)."""
         for pipe in self._pipes:

@@ -73,10 +73,16 @@ class CallMedia:
     @staticmethod
     def check_answer(answer_sdp: str) -> None:
         """Parses an answer as aiortc would; raises ``ValueError`` if it is not valid SDP."""
+        # aiortc's parser skips lines it does not know, so garbage parses as an empty
+        # description: a session needs its version line and at least one media section.
+        if not answer_sdp.startswith("v=0"):
+            raise ValueError("invalid SDP answer: it does not start with 'v=0'")
         try:
-            SessionDescription.parse(answer_sdp)
+            description = SessionDescription.parse(answer_sdp)
         except Exception as exc:  # aiortc raises assorted errors for broken SDP
             raise ValueError(f"invalid SDP answer: {exc}") from exc
+        if not description.media:
+            raise ValueError("invalid SDP answer: it has no media section")
 
     async def close(self) -> None:
         """Closes the peer connection; safe to call more than once."""

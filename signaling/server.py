@@ -155,6 +155,7 @@ class SignalingServer:
         self._connections[conn] = websocket
         self.log.info("connection", conn=conn, state="opened")
         self.switchboard.connect(conn, self.now())
+        who = f"conn-{conn}"  # until it registers; kept after it is replaced, for the log
         heartbeat = asyncio.get_running_loop().create_task(
             keep_alive(
                 websocket,
@@ -164,7 +165,6 @@ class SignalingServer:
                 who=f"server/conn-{conn}",
             )
         )
-        clean = False
         try:
             async for frame in websocket:
                 if self._crashed:
@@ -186,7 +186,7 @@ class SignalingServer:
                     )
                     self.switchboard.receive(conn, message, self.now())
                 await self._flush()
-            clean = True
+                who = self.switchboard.name_of(conn) or who
         except ConnectionClosed:
             pass  # an abrupt close or a heartbeat timeout: the same for the switchboard
         finally:
@@ -194,13 +194,21 @@ class SignalingServer:
             del self._connections[conn]
             # A crashed process does not notice its sockets closing.
             if not self._crashed:
-                await self._lost(conn, websocket, clean=clean)
+                await self._lost(conn, websocket, who)
 
-    async def _lost(self, conn: ConnectionId, websocket: ServerConnection, *, clean: bool) -> None:
-        name = self._name(conn)
+    async def _lost(self, conn: ConnectionId, websocket: ServerConnection, who: str) -> None:
         self.switchboard.disconnect(conn, self.now())
-        state = "closed" if clean else "lost"
-        self.log.info("connection", conn=conn, who=name, state=state, code=websocket.close_code)
+        # Clean means a closing handshake took place (whatever the code, 4001 included);
+        # lost means the socket just ended: reset, aborted by the heartbeat, or crashed.
+        protocol = websocket.protocol
+        clean = protocol.close_rcvd is not None and protocol.close_sent is not None
+        self.log.info(
+            "connection",
+            conn=conn,
+            who=who,
+            state="closed" if clean else "lost",
+            code=websocket.close_code,
+        )
         await self._flush()
 
     # --- Driving the switchboard ---------------------------------------------------------------

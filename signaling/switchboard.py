@@ -218,7 +218,12 @@ class Switchboard:
             return
         name = self._names.get(conn)
         if name is None:
-            self._error(conn, ErrorCode.NOT_REGISTERED, "register before anything else")
+            self._error(
+                conn,
+                ErrorCode.NOT_REGISTERED,
+                "register before anything else",
+                getattr(message, "call_id", None),
+            )
             return
         match message:
             case Offer():

@@ -794,7 +794,8 @@ def test_frames_before_register_are_refused(ex):
     ex.connect("raw", 1)
     ex.send("raw", Offer(call_id="x1", to="bob", kind="audio", sdp=OFFER_SDP), 1)
     ex.send("raw", Hangup(call_id="x1"), 1)
-    assert ex.errors("raw") == [("not_registered", None)] * 2
+    # The error names the call the refused frame was about.
+    assert ex.errors("raw") == [("not_registered", "x1")] * 2
     assert ex.received_types("bob", since=1) == []
     assert ex.switchboard.active_calls == 0
 

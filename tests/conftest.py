@@ -1,0 +1,280 @@
+"""Shared async fixtures: a real signaling server and real phone clients on 127.0.0.1.
+
+A :class:`Sandbox` is built *inside* the test (``async with sandbox() as sb:``), not in an
+async fixture: looptime compacts time only while the test function runs, so the server,
+the phones and their timers must all start and stop in the test's own virtual-time loop
+(shared/reference/tools.md §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from peers.client import PhoneClient
+from peers.link import Link
+from peers.phone import Phone
+from scenarios.profiles import load_profile
+from signaling.server import DEFAULT_HOST, SignalingServer
+from signaling.switchboard import Switchboard, SwitchboardSettings
+
+
+Event = dict[str, Any]
+
+
+def token_for(name: str) -> str:
+    """The registration token of a test phone: fixed, and long enough for the schema."""
+    return f"{name}-token-0123456789abcdef"
+
+
+class Recorder:
+    """A structlog processor that keeps every event, stamped with the sandbox clock.
+
+    Args:
+        clock: Sandbox seconds, stamped on each event as ``t``.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.events: list[Event] = []
+        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        event = dict(event_dict)
+        event.setdefault("t", self.clock())
+        event["level"] = method_name
+        self.events.append(event)
+        waiting = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            if predicate(event):
+                future.set_result(event)
+            else:
+                waiting.append((predicate, future))
+        self._waiters = waiting
+        raise structlog.DropEvent
+
+    def mark(self) -> int:
+        """A position in the stream, for :meth:`wait` and :meth:`select`."""
+        return len(self.events)
+
+    def select(self, *, since: int = 0, **fields: Any) -> list[Event]:
+        """The events from ``since`` on whose fields equal ``fields``."""
+        return [e for e in self.events[since:] if _matches(e, fields)]
+
+    async def wait(
+        self, *, since: int | None = None, within: float = 120.0, **fields: Any
+    ) -> Event:
+        """The first event matching ``fields``: from ``since`` on if given, else from now on.
+
+        Raises:
+            TimeoutError: Nothing matched within ``within`` (virtual) seconds.
+        """
+        if since is not None:
+            found = self.select(since=since, **fields)
+            if found:
+                return found[0]
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._waiters.append((lambda e: _matches(e, fields), future))
+        try:
+            async with asyncio.timeout(within):
+                return await future
+        finally:
+            future.cancel()
+
+
+def _matches(event: Event, fields: dict[str, Any]) -> bool:
+    return all(key in event and event[key] == value for key, value in fields.items())
+
+
+class Sandbox:
+    """A signaling server and phone clients, all in the running loop, all on 127.0.0.1.
+
+    Args:
+        dial_timeout, ring_timeout, reconnect_grace: The switchboard's timers.
+        heartbeat_interval, heartbeat_timeout: Both ends' heartbeat.
+    """
+
+    def __init__(
+        self,
+        *,
+        dial_timeout: float = 30.0,
+        ring_timeout: float = 45.0,
+        reconnect_grace: float = 10.0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 5.0,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.origin = self.loop.time()
+        self.reconnect_grace = reconnect_grace
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.events = Recorder(self.now)
+        self.log = structlog.wrap_logger(
+            structlog.ReturnLogger(),
+            processors=[self.events],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+            cache_logger_on_first_use=False,
+        )
+        self.switchboard = Switchboard(
+            SwitchboardSettings(
+                dial_timeout=dial_timeout,
+                ring_timeout=ring_timeout,
+                reconnect_grace=reconnect_grace,
+            )
+        )
+        self.server = self.new_server(self.switchboard, port=0)
+        self.clients: dict[str, PhoneClient] = {}
+        self.closed = False
+
+    def now(self) -> float:
+        """Sandbox seconds: virtual time since the sandbox was built."""
+        return round(self.loop.time() - self.origin, 6)
+
+    def new_server(self, switchboard: Switchboard, *, port: int) -> SignalingServer:
+        """A server on 127.0.0.1 with the sandbox's heartbeat, clock and logger."""
+        return SignalingServer(
+            switchboard,
+            host=DEFAULT_HOST,
+            port=port,
+            heartbeat_interval=self.heartbeat_interval,
+            heartbeat_timeout=self.heartbeat_timeout,
+            clock=self.now,
+            logger=self.log,
+        )
+
+    async def __aenter__(self) -> Sandbox:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stops every phone (and cuts its radio), then the server."""
+        for client in self.clients.values():
+            await client.stop()
+            client.link.cut()  # black-holed pipes are not closed by the phone's goodbye
+        await self.server.close()
+        self.closed = True
+
+    def phone(
+        self,
+        name: str,
+        *,
+        signal: bool = True,
+        power: bool = True,
+        blocks: tuple[str, ...] = (),
+    ) -> PhoneClient:
+        """Provisions ``name`` on the server and starts its phone client."""
+        token = token_for(name)
+        self.switchboard.provision(name, token, blocks)
+        ids = itertools.count(1)
+        phone = Phone(
+            name,
+            token,
+            reconnect_grace=self.reconnect_grace,
+            new_call_id=lambda: f"{name}-{next(ids)}",
+            blocks=blocks,
+        )
+        phone.powered = power
+        link = Link(DEFAULT_HOST, self.server.port, phone=name, logger=self.log, signal=signal)
+        client = PhoneClient(
+            phone,
+            link,
+            heartbeat_interval=self.heartbeat_interval,
+            heartbeat_timeout=self.heartbeat_timeout,
+            clock=self.now,
+            logger=self.log,
+        )
+        self.clients[name] = client
+        client.start()
+        return client
+
+    async def phones(self, *names: str) -> list[PhoneClient]:
+        """Starts phones that can connect, and returns once every one is registered."""
+        clients = [self.phone(name) for name in names]
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(c.wait_registered() for c in clients))
+        return clients
+
+    async def registered(self, name: str, *, since: int, within: float = 10.0) -> Event:
+        """Waits until the server sent ``name`` a ``registered`` (after ``since``) and the phone
+        took it; returns the frame event."""
+        frame = await self.events.wait(
+            since=since, event="frame", receiver=name, type="registered", within=within
+        )
+        async with asyncio.timeout(within):
+            await self.clients[name].wait_registered()
+        return frame
+
+    async def crash_and_restart(self) -> None:
+        """The server process dies and a new one starts on the same port, as the runner does."""
+        port = self.server.port
+        self.server.crash()
+        self.switchboard = Switchboard(
+            self.switchboard.settings, durable=self.switchboard.durable_state()
+        )
+        self.server = self.new_server(self.switchboard, port=port)
+        await self.server.start()
+
+    def connection_of(self, name: str) -> int:
+        """The server's id of the connection ``name`` is registered on now."""
+        opened = self.events.select(event="connection", state="opened")
+        (conn,) = [e["conn"] for e in opened if self.switchboard.name_of(e["conn"]) == name]
+        return int(conn)
+
+    def call_log(self, name: str) -> list[tuple[str, str, bool, str | None, float | None]]:
+        """``name``'s call log as ``(direction, peer, reached, end_cause, duration)``."""
+        return [
+            (
+                s.direction,
+                s.peer,
+                s.reached,
+                None if s.end_cause is None else str(s.end_cause),
+                s.duration,
+            )
+            for s in self.clients[name].phone.call_log()
+        ]
+
+    def labels(self, name: str, profile: str = "whatsapp") -> list[str | None]:
+        """``name``'s call log as the labels a profile gives it, oldest first."""
+        chosen = load_profile(profile)
+        return [chosen.label(s) for s in self.clients[name].phone.call_log()]
+
+    def frames(self, name: str, *, since: int = 0, origin: float = 0.0) -> list[tuple[float, str]]:
+        """What ``name`` sent and received, as the server saw it: ``(t - origin, arrow type)``.
+
+        ``"> offer"`` is a frame ``name`` sent; ``"< ringing"`` one it was sent.
+        """
+        out = []
+        for e in self.events.select(since=since, event="frame"):
+            if e["sender"] == name:
+                out.append((round(e["t"] - origin, 6), f"> {e['type']}"))
+            elif e["receiver"] == name:
+                out.append((round(e["t"] - origin, 6), f"< {e['type']}"))
+        return out
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Builds sandboxes, to be entered in the test: ``async with sandbox() as sb:``.
+
+    Every sandbox built must have been closed by the end of the test.
+    """
+    built: list[Sandbox] = []
+
+    def build(**timers: float) -> Sandbox:
+        box = Sandbox(**timers)
+        built.append(box)
+        return box
+
+    yield build
+    assert all(box.closed for box in built), "a sandbox was built but never closed"
