@@ -104,7 +104,15 @@ def _open_log(path: Path | None) -> Iterator[IO[str] | None]:
     if path is None:
         yield None
         return
-    with path.open("w", encoding="utf-8") as handle:
+    try:
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        # Bad input, found before any scenario runs: exit 2, like a bad scenario file.
+        click.echo(
+            click.style(f"error: cannot write the log {path}: {exc.strerror}", fg="red"), err=True
+        )
+        sys.exit(EXIT_BAD_INPUT)
+    with handle:
         yield handle
 
 

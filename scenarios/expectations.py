@@ -8,6 +8,7 @@ expected against actual, entry by entry, so a person sees at once which line dif
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from scenarios.model import ExpectedEntry
@@ -31,7 +32,12 @@ def entry_matches(expected: ExpectedEntry, actual: LogEntry) -> bool:
         return False
     if expected.duration is None:
         return True
-    return actual.duration is not None and round(actual.duration) == round(expected.duration)
+    return actual.duration is not None and _whole(actual.duration) == _whole(expected.duration)
+
+
+def _whole(seconds: float) -> int:
+    """To the nearest second, halves up (Python's ``round`` sends 10.5 to 10, 11.5 to 12)."""
+    return math.floor(seconds + 0.5)
 
 
 def compare_logs(

@@ -1,9 +1,13 @@
 """Shared async fixtures: a real signaling server and real phone clients on 127.0.0.1.
 
-A :class:`Sandbox` is built *inside* the test (``async with sandbox() as sb:``), not in an
-async fixture: looptime compacts time only while the test function runs, so the server,
-the phones and their timers must all start and stop in the test's own virtual-time loop
-(shared/reference/tools.md §5).
+A :class:`Sandbox` is built *inside* the test (``async with sandbox() as sb:``), so the
+server, the phones and their timers all start and stop in the test's own loop.
+
+``@pytest.mark.looptime`` runs a test in a virtual-time loop (looptime's, started at 0), as
+the scenario runner does: safe because every party runs in that one loop (see
+shared/reference/tools.md §5). It is provided here through pytest-asyncio's loop-factory
+hook rather than by looptime's own pytest plugin, which leaves an unclosed event loop
+behind after every synchronous test.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import looptime
 import pytest
 import structlog
 
@@ -26,6 +31,15 @@ from signaling.switchboard import Switchboard, SwitchboardSettings
 
 
 Event = dict[str, Any]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Virtual time for tests marked ``looptime``; a plain loop for the others."""
+    if item.get_closest_marker("looptime") is not None:
+        return {"virtual_time": lambda: looptime.new_event_loop(start=0.0)}
+    return {"real_time": asyncio.new_event_loop}
 
 
 def token_for(name: str) -> str:

@@ -141,6 +141,9 @@ def load_profile(name: str) -> Profile:
     try:
         raw = msgspec.convert(yaml.safe_load(path.read_text(encoding="utf-8")), _ProfileFile)
         timers = Timers(**{key: parse_duration(value) for key, value in raw.timers.items()})
+        zero = [key for key, value in raw.timers.items() if parse_duration(value) <= 0]
+        if zero:
+            raise ValueError(f"timers must be longer than 0s: {', '.join(zero)}")
     except (msgspec.ValidationError, yaml.YAMLError, TypeError, ValueError) as exc:
         raise ProfileError(f"{where}: {exc}") from exc
     for rule in raw.rules:

@@ -1,0 +1,300 @@
+"""Observers: the event stream, and each end's call log built from its own transitions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from scenarios.observers import EventStream, LogEntry, call_logs, label_entries
+from scenarios.profiles import load_profile
+from signaling.calls import CallInfo, CallState, Cause, Transition
+
+
+WHATSAPP = load_profile("whatsapp")
+
+
+def info(
+    call_id: str = "c1", caller: str = "alice", callee: str = "bob", *, placed_at: float = 0.0
+) -> CallInfo:
+    return CallInfo(call_id, caller, callee, "audio", placed_at)
+
+
+def t(who: str, call: CallInfo, frm: str, to: str, cause: str, at: float) -> Transition:
+    return Transition(who, call, CallState(frm), CallState(to), Cause(cause), at)
+
+
+def answered_call(call: CallInfo, *, answered_at: float, ended_at: float) -> list[Transition]:
+    """Both ends' and the server's transitions of a call answered then hung up."""
+    out = []
+    for who in (call.caller, "server", call.callee):
+        first = (
+            ("new", "dialing", "placed") if who != call.callee else ("new", "ringing", "reached")
+        )
+        out.append(t(who, call, *first, call.placed_at))
+        if who != call.callee:
+            out.append(t(who, call, "dialing", "ringing", "reached", call.placed_at))
+        out.append(t(who, call, "ringing", "answered", "answered", answered_at))
+        out.append(t(who, call, "answered", "ended", "hung_up", ended_at))
+    return out
+
+
+# --- EventStream ------------------------------------------------------------------------------
+
+
+def test_the_stream_stamps_each_event_with_the_scenario_clock() -> None:
+    now = [1.23456789]
+    stream = EventStream(lambda: now[0])
+    returned = stream(None, "info", {"event": "frame", "type": "offer"})
+    assert returned["t"] == 1.234568
+    now[0] = 2.0
+    stream(None, "info", {"event": "frame", "type": "answer"})
+    assert [e["t"] for e in stream.events] == [1.234568, 2.0]
+
+
+def test_the_stream_keeps_a_t_the_event_already_has() -> None:
+    stream = EventStream(lambda: 9.0)
+    stream(None, "info", {"event": "x", "t": 3.5})
+    assert stream.events[0]["t"] == 3.5
+
+
+def test_the_stream_records_every_event_in_order_and_passes_it_on() -> None:
+    stream = EventStream(lambda: 0.0)
+    for index in range(3):
+        returned = stream(None, "info", {"event": "step", "index": index})
+        assert returned["event"] == "step"
+        assert returned["index"] == index
+    assert [e["index"] for e in stream.events] == [0, 1, 2]
+
+
+def test_recorded_events_are_copies() -> None:
+    stream = EventStream(lambda: 0.0)
+    event: dict[str, object] = {"event": "frame"}
+    stream(None, "info", event)
+    event["later"] = True  # a later processor touching the dict does not rewrite history
+    assert "later" not in stream.events[0]
+
+
+def run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Runs ``coro`` in a loop of its own, leaving the policy's current loop alone.
+
+    Not a pytest-asyncio test, nor asyncio.run: for a sync test, the looptime plugin makes
+    the policy create a current loop that nobody closes; replacing it (as both do) orphans
+    it, and "filterwarnings = error" turns its ResourceWarning into some later test's error.
+    """
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        runner.run(coro)
+
+
+def test_a_waiter_resolves_only_for_an_event_after_it_was_armed() -> None:
+    run_async(_a_waiter_resolves_only_for_an_event_after_it_was_armed())
+
+
+async def _a_waiter_resolves_only_for_an_event_after_it_was_armed() -> None:
+    stream = EventStream(lambda: 0.0)
+    stream(None, "info", {"event": "ring", "who": "bob"})
+    future = stream.wait_for(lambda e: e["event"] == "ring")
+    assert not future.done()
+    stream(None, "info", {"event": "frame", "who": "bob"})
+    assert not future.done()
+    stream(None, "info", {"event": "ring", "who": "carol"})
+    assert future.done()
+    assert future.result()["who"] == "carol"
+    stream(None, "info", {"event": "ring", "who": "dave"})
+    assert future.result()["who"] == "carol"  # the first match, once
+
+
+def test_one_event_resolves_every_waiter_it_matches() -> None:
+    run_async(_one_event_resolves_every_waiter_it_matches())
+
+
+async def _one_event_resolves_every_waiter_it_matches() -> None:
+    stream = EventStream(lambda: 0.0)
+    rings = stream.wait_for(lambda e: e["event"] == "ring")
+    anything = stream.wait_for(lambda e: True)
+    frames = stream.wait_for(lambda e: e["event"] == "frame")
+    stream(None, "info", {"event": "ring"})
+    assert rings.done() and anything.done()
+    assert not frames.done()
+
+
+def test_a_cancelled_waiter_is_dropped_quietly() -> None:
+    run_async(_a_cancelled_waiter_is_dropped_quietly())
+
+
+async def _a_cancelled_waiter_is_dropped_quietly() -> None:
+    stream = EventStream(lambda: 0.0)
+    cancelled = stream.wait_for(lambda e: True)
+    cancelled.cancel()
+    live = stream.wait_for(lambda e: True)
+    stream(None, "info", {"event": "ring"})
+    assert cancelled.cancelled()
+    assert live.done()
+
+
+def test_a_waiter_can_be_awaited() -> None:
+    run_async(_a_waiter_can_be_awaited())
+
+
+async def _a_waiter_can_be_awaited() -> None:
+    stream = EventStream(lambda: 0.0)
+    future = stream.wait_for(lambda e: e["event"] == "ring")
+    asyncio.get_running_loop().call_soon(stream, None, "info", {"event": "ring"})
+    event = await asyncio.wait_for(future, 1)
+    assert event["event"] == "ring"
+
+
+def test_transitions_are_rebuilt_from_transition_events_only() -> None:
+    stream = EventStream(lambda: 0.0)
+    call = info()
+    recorded = [
+        t("alice", call, "new", "dialing", "placed", 0.0),
+        t("alice", call, "dialing", "ended", "canceled", 2.0),
+    ]
+    stream(None, "info", {"event": "frame", "type": "offer"})
+    for transition in recorded:
+        stream(None, "info", {"event": "transition", **transition.as_event()})
+    stream(None, "info", {"event": "screen", "who": "alice"})
+    assert stream.transitions() == recorded
+
+
+# --- call_logs --------------------------------------------------------------------------------
+
+
+def test_call_logs_groups_each_end_from_its_own_transitions() -> None:
+    call = info()
+    logs = call_logs(answered_call(call, answered_at=2.0, ended_at=12.0), ["alice", "bob"])
+    assert set(logs) == {"alice", "bob"}  # the server's transitions are not a phone's log
+    (alice,) = logs["alice"]
+    (bob,) = logs["bob"]
+    assert (alice.who, alice.direction, alice.peer) == ("alice", "outgoing", "bob")
+    assert (bob.who, bob.direction, bob.peer) == ("bob", "incoming", "alice")
+    assert alice.duration == bob.duration == 10.0
+
+
+def test_call_logs_gives_an_end_without_calls_an_empty_log() -> None:
+    logs = call_logs(answered_call(info(), answered_at=1.0, ended_at=2.0), ["alice", "carol"])
+    assert logs["carol"] == []
+    assert len(logs["alice"]) == 1
+
+
+def test_call_logs_sorts_by_placed_at_not_by_first_transition() -> None:
+    early = info("early", placed_at=1.0)
+    late = info("late", placed_at=5.0)
+    # bob learns of the early call last (a missed-call notice delivered later).
+    transitions = [
+        t("bob", late, "new", "ringing", "reached", 5.0),
+        t("bob", late, "ringing", "ended", "canceled", 8.0),
+        t("bob", early, "new", "ended", "unreachable", 30.0),
+    ]
+    (bob_log,) = call_logs(transitions, ["bob"]).values()
+    assert [s.info.call_id for s in bob_log] == ["early", "late"]
+
+
+def test_call_logs_keeps_the_order_seen_for_calls_placed_at_the_same_time() -> None:
+    first = info("zzz", placed_at=3.0)
+    second = info("aaa", placed_at=3.0)
+    transitions = [
+        t("alice", first, "new", "dialing", "placed", 3.0),
+        t("alice", second, "new", "dialing", "placed", 3.0),
+    ]
+    assert [s.info.call_id for s in call_logs(transitions, ["alice"])["alice"]] == ["zzz", "aaa"]
+
+
+# --- label_entries and LogEntry ----------------------------------------------------------------
+
+
+def test_label_entries_labels_each_end_with_the_profile() -> None:
+    call = info()
+    transitions = [
+        t("alice", call, "new", "dialing", "placed", 0.0),
+        t("alice", call, "dialing", "ringing", "reached", 0.5),
+        t("alice", call, "ringing", "ended", "canceled", 3.0),
+        t("bob", call, "new", "ringing", "reached", 0.4),
+        t("bob", call, "ringing", "ended", "canceled", 3.1),
+    ]
+    logs = call_logs(transitions, ["alice", "bob"])
+    (alice,) = label_entries(logs["alice"], WHATSAPP)
+    (bob,) = label_entries(logs["bob"], WHATSAPP)
+    assert alice == LogEntry(
+        label="canceled",
+        with_="bob",
+        direction="outgoing",
+        kind="audio",
+        reached=True,
+        duration=None,
+        call_id="c1",
+        placed_at=0.0,
+    )
+    assert (bob.label, bob.with_, bob.direction, bob.reached) == (
+        "missed",
+        "alice",
+        "incoming",
+        True,
+    )
+
+
+def test_label_entries_leaves_a_call_in_progress_unlabeled() -> None:
+    call = info()
+    transitions = [t("alice", call, "new", "dialing", "placed", 0.0)]
+    (entry,) = label_entries(call_logs(transitions, ["alice"])["alice"], WHATSAPP)
+    assert entry.label is None
+    assert entry.describe() == "in progress with bob (not reached)"
+
+
+def test_label_entries_of_an_answered_call_carry_the_duration() -> None:
+    call = info()
+    logs = call_logs(answered_call(call, answered_at=2.0, ended_at=32.4), ["alice", "bob"])
+    (alice,) = label_entries(logs["alice"], WHATSAPP)
+    (bob,) = label_entries(logs["bob"], WHATSAPP)
+    assert (alice.label, bob.label) == ("outgoing", "incoming")
+    assert alice.duration == pytest.approx(30.4)
+
+
+def entry(**overrides: object) -> LogEntry:
+    fields: dict[str, object] = {
+        "label": "outgoing",
+        "with_": "bob",
+        "direction": "outgoing",
+        "kind": "audio",
+        "reached": True,
+        "duration": 30.12345,
+        "call_id": "c1",
+        "placed_at": 0.0,
+    }
+    fields.update(overrides)
+    return LogEntry(**fields)  # type: ignore[arg-type]
+
+
+def test_log_entry_as_json_has_exactly_the_design_keys() -> None:
+    document = entry().as_json()
+    assert list(document) == ["label", "with", "direction", "kind", "reached", "duration"]
+    assert document == {
+        "label": "outgoing",
+        "with": "bob",
+        "direction": "outgoing",
+        "kind": "audio",
+        "reached": True,
+        "duration": 30.123,
+    }
+
+
+def test_log_entry_as_json_of_an_unanswered_call_has_a_null_duration() -> None:
+    assert entry(label="canceled", duration=None, reached=False).as_json()["duration"] is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "text"),
+    [
+        ({}, "outgoing with bob (reached, 30s)"),
+        ({"kind": "video"}, "outgoing with bob (video, reached, 30s)"),
+        (
+            {"label": "canceled", "reached": False, "duration": None},
+            "canceled with bob (not reached)",
+        ),
+    ],
+)
+def test_log_entry_describe(overrides: dict[str, object], text: str) -> None:
+    assert entry(**overrides).describe() == text

@@ -1,0 +1,510 @@
+"""The runner: a real server, phones and links in one virtual-time loop, playing steps."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import pytest
+
+from scenarios.loader import load_scenario_text
+from scenarios.model import Scenario
+from scenarios.observers import LogEntry
+from scenarios.profiles import ProfileError
+from scenarios.runner import ScenarioResult, run_scenario
+
+
+# Fields that carry the port the OS gave the server: the only thing in the stream that is
+# not the scenario's own doing (``server_started.url``, a failed reconnect's ``error``).
+PORT_FIELDS = frozenset({"url", "error"})
+
+
+def scenario(text: str) -> Scenario:
+    return load_scenario_text(textwrap.dedent(text))
+
+
+def run(text: str, **kwargs: Any) -> ScenarioResult:
+    return run_scenario(scenario(text), **kwargs)
+
+
+def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.items() if k not in PORT_FIELDS} for e in events]
+
+
+def steps(result: ScenarioResult) -> dict[int, float]:
+    """Each played step's index and the scenario time it ran at."""
+    return {e["index"]: e["t"] for e in result.events if e["event"] == "step"}
+
+
+def transitions(result: ScenarioResult, who: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e for e in result.events if e["event"] == "transition" and (who is None or e["who"] == who)
+    ]
+
+
+def call_ids(result: ScenarioResult) -> set[str]:
+    return {e["call_id"] for e in transitions(result)}
+
+
+def labels(result: ScenarioResult) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        name: [(e.label, e.with_, e.direction, e.kind, e.reached, e.duration) for e in log]
+        for name, log in result.logs.items()
+    }
+
+
+def only(log: list[LogEntry]) -> LogEntry:
+    assert len(log) == 1, [e.describe() for e in log]
+    return log[0]
+
+
+def last_states(result: ScenarioResult, *, phones_only: bool = False) -> dict[tuple[str, str], str]:
+    last: dict[tuple[str, str], str] = {}
+    for e in transitions(result):
+        if phones_only and e["who"] == "server":
+            continue
+        last[(e["who"], e["call_id"])] = e["to"]
+    return last
+
+
+CANCEL_WHILE_RINGING = """\
+    name: cancel while ringing
+    phones:
+      alice: {}
+      bob: {}
+      carol: {power: off}
+    steps:
+      - at: 0s
+        do: alice calls bob
+      - when: alice hears ringing
+        after: 3s
+        do: alice hangs up
+      - at: 10s
+        do: alice calls carol
+      - at: 15s
+        do: alice hangs up
+      - at: 20s
+        do: carol powers on
+    expect:
+      alice: [canceled, canceled]
+      bob: missed
+      carol: missed
+"""
+
+
+# --- Determinism ---------------------------------------------------------------------------
+
+
+def test_same_seed_gives_the_same_event_stream_and_call_ids() -> None:
+    first = run(CANCEL_WHILE_RINGING, seed=7)
+    second = run(CANCEL_WHILE_RINGING, seed=7)
+    assert first.passed, first.failures
+    assert comparable(first.events) == comparable(second.events)
+    assert call_ids(first) == call_ids(second)
+    assert len(call_ids(first)) == 2
+    assert labels(first) == labels(second)
+
+
+def test_a_different_seed_gives_different_call_ids_but_the_same_labels() -> None:
+    first = run(CANCEL_WHILE_RINGING, seed=1)
+    second = run(CANCEL_WHILE_RINGING, seed=2)
+    assert first.passed and second.passed, first.failures + second.failures
+    assert call_ids(first).isdisjoint(call_ids(second))
+    assert labels(first) == labels(second)
+    assert (first.seed, second.seed) == (1, 2)
+
+
+# --- Step timing ----------------------------------------------------------------------------
+
+
+def test_at_steps_run_at_their_time_and_when_steps_after_their_event() -> None:
+    result = run(
+        """\
+        name: timing
+        phones:
+          alice: {}
+          bob: {online: off}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - at: 10s
+            do: bob goes online
+          - when: bob rings
+            after: 2s
+            do: bob answers
+          - when: alice is in call
+            after: 7s
+            do: alice hangs up
+        """
+    )
+    assert result.passed, result.failures
+    # bob rings when he comes online at 10 s; he answers 2 s later; alice is in call then.
+    assert steps(result) == {0: 0.0, 1: 10.0, 2: 12.0, 3: 19.0}
+    assert only(result.logs["alice"]).duration == pytest.approx(7.0)
+
+
+def test_a_when_without_after_runs_at_the_event() -> None:
+    result = run(
+        """\
+        name: answer at once
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 4s
+            do: alice calls bob
+          - when: bob rings
+            do: bob answers
+          - at: 9s
+            do: bob hangs up
+        """
+    )
+    assert result.passed, result.failures
+    assert steps(result) == {0: 4.0, 1: 4.0, 2: 9.0}
+
+
+def test_an_at_step_already_passed_by_a_when_step_runs_at_once() -> None:
+    result = run(
+        """\
+        name: late at
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: bob rings
+            after: 10s
+            do: bob answers
+          - at: 5s
+            do: alice hangs up
+        """
+    )
+    assert result.passed, result.failures
+    assert steps(result) == {0: 0.0, 1: 10.0, 2: 10.0}
+
+
+def test_a_when_step_waits_for_an_event_after_the_previous_step() -> None:
+    # bob rang at 0 s, before step 2; "when: bob rings" needs a new ring, which never comes.
+    result = run(
+        """\
+        name: stale event
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - at: 5s
+            do: alice hangs up
+          - when: bob rings
+            do: bob answers
+        """
+    )
+    assert not result.passed
+    assert 2 not in steps(result)
+    assert any("bob rings" in failure for failure in result.failures), result.failures
+
+
+# --- Failures ---------------------------------------------------------------------------------
+
+
+def test_a_when_event_that_never_happens_fails_naming_the_step_and_the_event() -> None:
+    result = run(
+        """\
+        name: carol is never called
+        phones: {alice: {}, bob: {}, carol: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: carol rings
+            do: carol answers
+        """
+    )
+    assert not result.passed
+    assert len(result.failures) == 1, result.failures
+    failure = result.failures[0]
+    assert "step 2" in failure
+    assert "line 6" in failure
+    assert "carol answers" in failure
+    assert "'carol rings'" in failure
+    assert "never happened" in failure
+    assert 1 not in steps(result)
+
+
+def test_a_step_the_phone_cannot_do_fails_naming_the_step_line() -> None:
+    result = run(
+        """\
+        name: nothing to answer
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 1s
+            do: bob answers
+        """
+    )
+    assert not result.passed
+    assert len(result.failures) == 1, result.failures
+    failure = result.failures[0]
+    assert "step 1" in failure
+    assert "line 4" in failure
+    assert "'bob answers'" in failure
+    assert "nothing is ringing" in failure
+
+
+def test_an_expectation_mismatch_fails_with_a_readable_diff() -> None:
+    result = run(
+        """\
+        name: wrong expectation
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: bob rings
+            after: 1s
+            do: alice hangs up
+        expect:
+          alice: missed
+          bob: missed
+        """
+    )
+    assert not result.passed
+    assert len(result.failures) == 1, result.failures
+    lines = result.failures[0].splitlines()
+    assert lines[0] == "alice: expected [missed], got [canceled]"
+    assert "!!" in lines[1]
+    assert "expected missed" in lines[1]
+    assert "got canceled with bob (reached)" in lines[1]
+
+
+def test_a_scenario_without_expect_passes_when_it_runs_to_the_end() -> None:
+    result = run(
+        """\
+        name: no expectations
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: bob rings
+            do: bob declines
+        """
+    )
+    assert result.scenario.expect is None
+    assert result.passed, result.failures
+    assert only(result.logs["alice"]).label == "declined"
+
+
+def test_a_scenario_without_expect_still_fails_on_a_bad_step() -> None:
+    result = run(
+        """\
+        name: no expectations, bad step
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice hangs up
+        """
+    )
+    assert not result.passed
+
+
+# --- Profiles and settings --------------------------------------------------------------------
+
+
+NAMES_ANOTHER_PROFILE = """\
+    name: under another profile
+    profile: nosuchapp
+    phones: {alice: {}, bob: {}}
+    steps:
+      - at: 0s
+        do: alice calls bob
+      - when: bob rings
+        do: bob declines
+    expect:
+      alice: declined
+      bob: declined
+"""
+
+
+def test_the_scenario_profile_is_used_by_default() -> None:
+    with pytest.raises(ProfileError, match="nosuchapp"):
+        run(NAMES_ANOTHER_PROFILE)
+
+
+def test_the_profile_override_replaces_the_scenario_profile() -> None:
+    result = run(NAMES_ANOTHER_PROFILE, profile="whatsapp")
+    assert result.passed, result.failures
+    assert result.profile == "whatsapp"
+    assert result.as_json()["profile"] == "whatsapp"
+
+
+def test_an_unknown_override_is_an_error_listing_the_known_profiles() -> None:
+    with pytest.raises(ProfileError, match=r"unknown profile 'nope'.*whatsapp"):
+        run(CANCEL_WHILE_RINGING, profile="nope")
+
+
+def test_scenario_settings_override_the_profile_timers() -> None:
+    result = run(
+        """\
+        name: short ring
+        settings: {ring_timeout: 10s}
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+        expect:
+          alice: no_answer
+          bob: missed
+        """
+    )
+    assert result.passed, result.failures
+    ends = [e["t"] for e in transitions(result, "alice") if e["to"] == "ended"]
+    assert ends == [10.0]
+
+
+# --- Time -------------------------------------------------------------------------------------
+
+
+def test_virtual_seconds_is_scenario_time_and_wall_seconds_is_small() -> None:
+    result = run(
+        """\
+        name: nobody answers
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+        expect:
+          alice: no_answer
+          bob: missed
+        """
+    )
+    assert result.passed, result.failures
+    assert result.virtual_seconds >= 45.0  # whatsapp's ring timeout
+    assert result.wall_seconds < 5.0
+    assert result.wall_seconds < result.virtual_seconds / 10
+
+
+# --- The server going away --------------------------------------------------------------------
+
+
+def test_a_server_restart_mid_call_resumes_the_call() -> None:
+    result = run(
+        """\
+        name: restart mid-call
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: bob rings
+            do: bob answers
+          - at: 10s
+            do: server restarts
+          - at: 30s
+            do: alice hangs up
+        expect:
+          alice: [{label: outgoing, with: bob, duration: 30s}]
+          bob: [{label: incoming, with: alice, duration: 30s}]
+        """
+    )
+    assert result.passed, result.failures
+    assert any(e["event"] == "server" and e["state"] == "restarting" for e in result.events)
+    for phone in ("alice", "bob"):
+        causes = [e["cause"] for e in transitions(result, phone)]
+        assert "resumed" in causes, (phone, causes)
+        assert causes[-1] == "hung_up", (phone, causes)
+    assert set(last_states(result).values()) == {"ended"}
+
+
+def test_a_server_crash_ends_calls_in_progress_and_keeps_pending_notices() -> None:
+    result = run(
+        """\
+        name: crash mid-call
+        phones:
+          alice: {}
+          bob: {}
+          carol: {power: off}
+          dave: {}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - when: bob rings
+            do: bob answers
+          - at: 1s
+            do: dave calls carol
+          - at: 3s
+            do: dave hangs up
+          - at: 10s
+            do: server crashes
+          - at: 30s
+            do: carol powers on
+        """
+    )
+    assert result.passed, result.failures
+    assert any(e["event"] == "server" and e["state"] == "crashed" for e in result.events)
+    # The answered call ends on both ends, at the crash, with the time spent in it.
+    for phone, peer in (("alice", "bob"), ("bob", "alice")):
+        entry = only(result.logs[phone])
+        assert (entry.label, entry.with_, entry.reached) == ("dropped", peer, True)
+        assert entry.duration is not None and round(entry.duration) == 10
+    # The missed-call notice kept for carol before the crash reaches her after it.
+    missed = only(result.logs["carol"])
+    assert (missed.label, missed.with_, missed.reached) == ("missed", "dave", False)
+    carol_end = [e for e in transitions(result, "carol") if e["to"] == "ended"]
+    assert [e["t"] for e in carol_end] == [30.0]
+    assert only(result.logs["dave"]).label == "canceled"
+    # Every phone's view of every call is over.
+    assert set(last_states(result, phones_only=True).values()) == {"ended"}
+
+
+# --- Settling ---------------------------------------------------------------------------------
+
+
+def test_the_run_settles_until_every_call_is_over() -> None:
+    result = run(
+        """\
+        name: left ringing
+        phones: {alice: {}, bob: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+        """
+    )
+    assert result.passed, result.failures
+    states = last_states(result)
+    assert {who for who, _ in states} == {"alice", "bob", "server"}
+    assert set(states.values()) == {"ended"}
+    assert result.virtual_seconds >= 45.0
+    assert [e.label for e in result.logs["alice"]] == ["no_answer"]
+    assert [e.label for e in result.logs["bob"]] == ["missed"]
+
+
+def test_the_run_settles_until_a_reachable_phone_has_its_missed_calls() -> None:
+    result = run(
+        """\
+        name: offline callee comes back
+        phones: {alice: {}, bob: {online: off}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - at: 5s
+            do: alice hangs up
+          - at: 6s
+            do: bob goes online
+        """
+    )
+    assert result.passed, result.failures
+    assert [e.label for e in result.logs["bob"]] == ["missed"]
+    assert set(last_states(result).values()) == {"ended"}
+
+
+def test_result_as_json_has_the_design_keys() -> None:
+    result = run(CANCEL_WHILE_RINGING)
+    document = result.as_json()
+    assert {
+        "file",
+        "name",
+        "passed",
+        "failures",
+        "phones",
+        "virtual_seconds",
+        "wall_seconds",
+    } <= set(document)
+    assert document["file"] == "<string>"
+    assert document["name"] == "cancel while ringing"
+    assert document["passed"] is True
+    assert document["failures"] == []
+    phones = document["phones"]
+    assert isinstance(phones, dict)
+    assert set(phones) == {"alice", "bob", "carol"}
