@@ -25,7 +25,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import looptime
@@ -467,10 +466,3 @@ def _make_logger(stream: EventStream, sink: IO[str] | None) -> Any:
         wrapper_class=structlog.make_filtering_bound_logger(20),  # INFO and up
         cache_logger_on_first_use=False,
     )
-
-
-def open_log(path: Path | None) -> IO[str] | None:
-    """Opens the JSON-lines event log for writing (``None`` for no log)."""
-    if path is None:
-        return None
-    return path.open("w", encoding="utf-8")

@@ -25,6 +25,7 @@ import structlog
 from peers.client import PhoneClient
 from peers.link import Link
 from peers.phone import Phone
+from scenarios.observers import EventStream
 from scenarios.profiles import load_profile
 from signaling.server import DEFAULT_HOST, SignalingServer
 from signaling.switchboard import Switchboard, SwitchboardSettings
@@ -47,32 +48,16 @@ def token_for(name: str) -> str:
     return f"{name}-token-0123456789abcdef"
 
 
-class Recorder:
-    """A structlog processor that keeps every event, stamped with the sandbox clock.
+class Recorder(EventStream):
+    """The run's event stream (stamped with the sandbox clock), plus lookups for tests.
 
     Args:
         clock: Sandbox seconds, stamped on each event as ``t``.
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.events: list[Event] = []
-        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
-
     def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
-        event = dict(event_dict)
-        event.setdefault("t", self.clock())
-        event["level"] = method_name
-        self.events.append(event)
-        waiting = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(event):
-                future.set_result(event)
-            else:
-                waiting.append((predicate, future))
-        self._waiters = waiting
+        event_dict["level"] = method_name
+        super().__call__(logger, method_name, event_dict)
         raise structlog.DropEvent
 
     def mark(self) -> int:
@@ -95,8 +80,7 @@ class Recorder:
             found = self.select(since=since, **fields)
             if found:
                 return found[0]
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._waiters.append((lambda e: _matches(e, fields), future))
+        future = self.wait_for(lambda e: _matches(e, fields))
         try:
             async with asyncio.timeout(within):
                 return await future
