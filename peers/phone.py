@@ -133,6 +133,10 @@ class Phone:
         reconnect_grace: How long calls wait for a dead link before ending ``dropped``.
         new_call_id: Makes a fresh call id (seed it for reproducible runs).
         blocks: The starting block list.
+        ring_timer: Who ends an unanswered ringing call (the profile's policy): when it
+            is this phone's role (``caller`` or ``callee``), the phone itself hangs up
+            after ``ring_timeout`` with reason ``no_answer``.
+        ring_timeout: Seconds of ringing before that.
     """
 
     def __init__(
@@ -143,8 +147,13 @@ class Phone:
         reconnect_grace: float = 10.0,
         new_call_id: Callable[[], str] = _random_call_id,
         blocks: tuple[str, ...] = (),
+        ring_timer: Literal["server", "caller", "callee"] = "server",
+        ring_timeout: float = 45.0,
     ) -> None:
         self.name = name
+        self.ring_timer = ring_timer
+        self.ring_timeout = ring_timeout
+        self._ring_deadlines: dict[str, float] = {}
         self.token = token
         self.reconnect_grace = reconnect_grace
         self._new_call_id = new_call_id
@@ -238,9 +247,12 @@ class Phone:
         call = pc.call
         if not pc.is_outgoing and call.state is RINGING:
             return self.decline(now)
-        cause = Cause.CANCELED if call.state in (DIALING, RINGING) else Cause.HUNG_UP
-        self._fire(pc, cause, now)
-        self._send(Hangup(call_id=call.call_id))
+        if call.state in (DIALING, RINGING):
+            self._fire(pc, Cause.CANCELED, now)
+            self._send(Hangup(call_id=call.call_id, reason="canceled"))
+        else:
+            self._fire(pc, Cause.HUNG_UP, now)
+            self._send(Hangup(call_id=call.call_id))
         self._done(now)
         return call.call_id
 
@@ -352,11 +364,16 @@ class Phone:
         self._done(now)
 
     def wake(self, now: float) -> None:
-        """Fires the reconnect-grace timer if it is due."""
+        """Fires the reconnect-grace timer and this phone's ring timers that are due."""
         if self._grace_deadline is not None and self._grace_deadline <= now:
             self._grace_deadline = None
             if not self.registered:
                 self._end_all(Cause.DROPPED, now)
+        for call_id, deadline in list(self._ring_deadlines.items()):
+            pc = self._calls[call_id]
+            if deadline <= now and pc.call.state is RINGING:
+                self._fire(pc, Cause.NO_ANSWER, now)
+                self._send(Hangup(call_id=call_id, reason="no_answer"))
         self._done(now)
 
     # --- Outputs and state -----------------------------------------------------------------
@@ -378,7 +395,10 @@ class Phone:
 
     def next_wakeup(self) -> float | None:
         """When :meth:`wake` must next be called, or ``None``."""
-        return self._grace_deadline
+        deadlines = list(self._ring_deadlines.values())
+        if self._grace_deadline is not None:
+            deadlines.append(self._grace_deadline)
+        return min(deadlines, default=None)
 
     @property
     def wants_connection(self) -> bool:
@@ -493,7 +513,15 @@ class Phone:
             self._unsynced_blocks[name] = blocked
 
     def _fire(self, pc: _PhoneCall, cause: Cause, now: float) -> None:
-        self._transitions.append(pc.call.fire(cause, now))
+        transition = pc.call.fire(cause, now)
+        self._transitions.append(transition)
+        call_id = pc.call.call_id
+        if transition.to_state is RINGING:
+            role = "caller" if pc.is_outgoing else "callee"
+            if self.ring_timer == role:
+                self._ring_deadlines[call_id] = now + self.ring_timeout
+        else:
+            self._ring_deadlines.pop(call_id, None)
 
     def _send(self, message: PhoneMessage, *, force: bool = False) -> None:
         # Frames are only meaningful on a registered connection; what the person does

@@ -20,9 +20,9 @@ import structlog
 from scenarios.loader import ScenarioError, discover, load_scenario
 from scenarios.profiles import DEFAULT_PROFILE, ProfileError, load_profile, profile_names
 from scenarios.reports import render_json, render_scenario, render_summary
-from scenarios.runner import ScenarioResult, run_scenario
+from scenarios.runner import ScenarioResult, run_scenario, switchboard_settings
 from signaling.server import DEFAULT_HOST, SignalingServer
-from signaling.switchboard import Switchboard, SwitchboardSettings
+from signaling.switchboard import Switchboard
 
 
 __all__ = ["main"]
@@ -138,7 +138,8 @@ def serve(
     """Run the signaling server on its own, in real time, until Ctrl-C."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise click.BadParameter("the sandbox serves on loopback only", param_hint="--host")
-    timers = load_profile(profile).timers
+    loaded = load_profile(profile)
+    timers = loaded.timers
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[
@@ -147,13 +148,7 @@ def serve(
         ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
-    switchboard = Switchboard(
-        SwitchboardSettings(
-            dial_timeout=timers.dial_timeout,
-            ring_timeout=timers.ring_timeout,
-            reconnect_grace=timers.reconnect_grace,
-        )
-    )
+    switchboard = Switchboard(switchboard_settings(timers, loaded))
     server = SignalingServer(
         switchboard,
         host=host,

@@ -58,7 +58,16 @@ KnownLabels: TypeAlias = Callable[[str], Collection[str] | None]
 
 _Path: TypeAlias = tuple[str | int, ...]
 
-_TOP_KEYS = ("name", "about", "profile", "settings", "phones", "steps", "expect")
+_TOP_KEYS = (
+    "name",
+    "about",
+    "profile",
+    "settings",
+    "phones",
+    "steps",
+    "expect",
+    "expect_profiles",
+)
 _PHONE_KEYS = ("power", "signal", "online", "blocks")
 _STEP_KEYS = ("at", "when", "after", "do")
 _ENTRY_KEYS = ("label", "with", "kind", "reached", "duration", "direction")
@@ -66,7 +75,7 @@ _SETTINGS_KEYS = tuple(field.name for field in dataclasses.fields(Settings))
 
 # Keys that later issues add to the contract. They get their own message so a
 # file written for a newer version fails saying so, not with "unknown key".
-_TOP_EXTENSIONS = ("expect_profiles",)
+_TOP_EXTENSIONS: tuple[str, ...] = ()
 _PHONE_EXTENSIONS = ("devices",)
 _STEP_EXTENSIONS = ("fault",)
 
@@ -359,6 +368,7 @@ class _Loader:
         phones = self._phones_section(root)
         steps = self._steps(root.get("steps"))
         expect = self._expect(root)
+        expect_profiles = self._expect_profiles(root)
         return Scenario(
             path=self._document.path,
             name=name,
@@ -368,6 +378,7 @@ class _Loader:
             phones=phones,
             steps=steps,
             expect=expect,
+            expect_profiles=expect_profiles,
         )
 
     def _name(self, root: dict[str, object]) -> str:
@@ -630,6 +641,9 @@ class _Loader:
                 "or leave 'expect' out to check only that the scenario runs"
             )
             raise self._error(path, message)
+        return self._phone_logs(raw, path)
+
+    def _phone_logs(self, raw: object, path: _Path) -> dict[str, tuple[ExpectedEntry, ...]]:
         if not _is_mapping(raw):
             raise self._error(path, f"expected a mapping of phone -> call log, got {_show(raw)}")
         expect: dict[str, tuple[ExpectedEntry, ...]] = {}
@@ -638,6 +652,37 @@ class _Loader:
             self._check_phone(phone, phone_path, key=True)
             expect[phone] = self._log(phone, log, phone_path)
         return expect
+
+    def _expect_profiles(
+        self, root: dict[str, object]
+    ) -> dict[str, dict[str, tuple[ExpectedEntry, ...]]]:
+        path: _Path = ("expect_profiles",)
+        raw = root.get("expect_profiles")
+        if raw is None:
+            return {}
+        if not _is_mapping(raw):
+            message = (
+                "expected a mapping of profile -> expectations, "
+                f"e.g. {{signal: {{alice: unanswered}}}}, got {_show(raw)}"
+            )
+            raise self._error(path, message)
+        # Each profile's labels are checked against that profile, not the scenario's own.
+        own_profile, own_labels = self._profile, self._labels
+        result: dict[str, dict[str, tuple[ExpectedEntry, ...]]] = {}
+        try:
+            for profile, logs in raw.items():
+                profile_path = (*path, profile)
+                name = self._text(profile, profile_path)
+                self._profile = name
+                if self._known_labels is not None:
+                    labels = self._known_labels(name)
+                    if labels is None:
+                        raise self._error(profile_path, f"unknown profile '{name}'")
+                    self._labels = frozenset(labels)
+                result[name] = self._phone_logs(logs, profile_path)
+        finally:
+            self._profile, self._labels = own_profile, own_labels
+        return result
 
     def _log(self, phone: str, raw: object, path: _Path) -> tuple[ExpectedEntry, ...]:
         if isinstance(raw, str):

@@ -248,3 +248,19 @@ class Scenario:
     no entry at all. ``None`` when the file has no ``expect``: the scenario then
     passes when it runs to its end with every invariant holding. Phones left out
     of the mapping are not checked."""
+    expect_profiles: Mapping[str, Mapping[str, tuple[ExpectedEntry, ...]]] = dataclasses.field(
+        default_factory=dict
+    )
+    """Expectations under other profiles: the scenario runs again under each of them and
+    is judged with that profile's labels."""
+
+    def expectations_for(self, profile: str) -> Mapping[str, tuple[ExpectedEntry, ...]] | None:
+        """What a run under ``profile`` is judged against; ``None``: invariants only.
+
+        ``expect`` is written in the scenario's own profile's labels, so it applies to a
+        run under that profile; ``expect_profiles`` gives the others (and wins if it also
+        names the scenario's own profile).
+        """
+        if profile in self.expect_profiles:
+            return self.expect_profiles[profile]
+        return self.expect if profile == self.profile else None

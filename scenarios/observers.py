@@ -10,15 +10,25 @@ a phone's log never reads the server's private truth.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from scenarios.profiles import Profile
-from signaling.calls import CallSummary, Transition, summarize
+from signaling.calls import CallSummary, Cause, Transition, summarize
+from signaling.switchboard import CallDetailRecord
 
 
-__all__ = ["EventStream", "LogEntry", "call_logs", "label_entries"]
+__all__ = [
+    "OBSERVERS",
+    "EventStream",
+    "LogEntry",
+    "Observation",
+    "Observer",
+    "call_logs",
+    "label_entries",
+    "observe",
+]
 
 Event = dict[str, Any]
 """One event of the stream: ``event`` (its name), ``t`` (scenario seconds) and fields."""
@@ -137,3 +147,165 @@ def label_entries(summaries: Iterable[CallSummary], profile: Profile) -> list[Lo
         )
         for s in summaries
     ]
+
+
+# --- The pipeline ----------------------------------------------------------------------------
+# After a run, its events go through OBSERVERS in order, structlog-processor style: each
+# stage is a small callable that reads the Observation and adds what it derives from it.
+
+
+@dataclass
+class Observation:
+    """What the observers derive from one run's event stream.
+
+    Attributes:
+        profile: The profile the run was under (its labels and policies).
+        phones: The scenario's phones.
+        events: The event stream.
+        summaries: Each phone's calls, from its own transitions only.
+        logs: Each phone's labeled call log.
+        records: The server's call detail records (its private truth, for checks only).
+        violations: Invariants that did not hold, for a person.
+    """
+
+    profile: Profile
+    phones: Sequence[str]
+    events: Sequence[Event]
+    summaries: dict[str, list[CallSummary]] = field(default_factory=dict)
+    logs: dict[str, list[LogEntry]] = field(default_factory=dict)
+    records: list[CallDetailRecord] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    def entry_of(self, phone: str, call_id: str) -> CallSummary | None:
+        """``phone``'s summary of ``call_id``, if it knows that call."""
+        return next((s for s in self.summaries.get(phone, []) if s.info.call_id == call_id), None)
+
+
+Observer = Callable[[Observation], None]
+"""One stage of the pipeline."""
+
+
+def build_call_logs(obs: Observation) -> None:
+    """Each phone's summaries and labeled log, from its own transitions alone."""
+    transitions = [Transition.from_event(e) for e in obs.events if e.get("event") == "transition"]
+    obs.summaries = call_logs(transitions, obs.phones)
+    obs.logs = {name: label_entries(obs.summaries[name], obs.profile) for name in obs.phones}
+
+
+def build_records(obs: Observation) -> None:
+    """The server's CDR, from its ``cdr`` events."""
+    obs.records = [
+        CallDetailRecord(
+            call_id=e["call_id"],
+            caller=e["caller"],
+            callee=e["callee"],
+            kind=e["kind"],
+            placed_at=e["placed_at"],
+            reached=e["reached"],
+            answered_at=e["answered_at"],
+            ended_at=e["ended_at"],
+            cause=Cause(e["cause"]),
+            blocked=e["blocked"],
+        )
+        for e in obs.events
+        if e.get("event") == "cdr"
+    ]
+
+
+def every_call_ends_on_every_end(obs: Observation) -> None:
+    """Invariant: no phone is left with a call in progress (liveness)."""
+    for phone, summaries in obs.summaries.items():
+        for s in summaries:
+            if s.end_cause is None:
+                obs.violations.append(f"{phone}: call {s.info.call_id} never ended on this phone")
+
+
+def both_ends_agree_on_the_answer(obs: Observation) -> None:
+    """Invariant: where both ends know a call, they agree whether it was answered, and
+    their durations agree within a second."""
+    for record in obs.records:
+        caller = obs.entry_of(record.caller, record.call_id)
+        callee = obs.entry_of(record.callee, record.call_id)
+        if caller is None or callee is None:
+            continue
+        if caller.answered != callee.answered:
+            obs.violations.append(
+                f"call {record.call_id}: {record.caller} says "
+                f"{'answered' if caller.answered else 'not answered'}, {record.callee} says "
+                f"{'answered' if callee.answered else 'not answered'}"
+            )
+        elif (
+            caller.duration is not None
+            and callee.duration is not None
+            and abs(caller.duration - callee.duration) > 1.0
+        ):
+            obs.violations.append(
+                f"call {record.call_id}: durations differ by more than a second "
+                f"({record.caller} {caller.duration:.1f}s, "
+                f"{record.callee} {callee.duration:.1f}s)"
+            )
+
+
+def blocks_stay_private(obs: Observation) -> None:
+    """Invariant: a blocked callee never learns of the call, and the blocked caller's view
+    reveals nothing more than "never reached", unless the profile reveals blocks."""
+    for record in obs.records:
+        if not record.blocked:
+            continue
+        if obs.entry_of(record.callee, record.call_id) is not None:
+            obs.violations.append(
+                f"call {record.call_id}: {record.callee} blocked {record.caller} "
+                "but has an entry for the call"
+            )
+        caller = obs.entry_of(record.caller, record.call_id)
+        if caller is None or obs.profile.policies.block_revealed:
+            continue
+        if caller.reached or caller.end_cause is Cause.BLOCKED:
+            obs.violations.append(
+                f"call {record.call_id}: {record.caller}'s phone can tell it was blocked "
+                f"(reached={caller.reached}, ended {caller.end_cause}); under "
+                f"{obs.profile.name} it must look like a switched-off phone"
+            )
+
+
+def notices_stop_once_acknowledged(obs: Observation) -> None:
+    """Invariant: a missed-call notice is logged once, and never sent again once acked."""
+    acked: set[tuple[str, str]] = set()
+    for e in obs.events:
+        if e.get("event") != "frame":
+            continue
+        if e.get("type") == "missed_call_ack":
+            acked.add((e["sender"], e["call_id"]))
+        elif e.get("type") == "missed_call" and (e["receiver"], e["call_id"]) in acked:
+            obs.violations.append(
+                f"{e['receiver']} was sent the missed-call notice for {e['call_id']} "
+                "again after acknowledging it"
+            )
+    for phone, summaries in obs.summaries.items():
+        ids = [s.info.call_id for s in summaries]
+        for call_id in sorted({i for i in ids if ids.count(i) > 1}):
+            obs.violations.append(f"{phone}: call {call_id} is logged more than once")
+
+
+OBSERVERS: tuple[Observer, ...] = (
+    build_call_logs,
+    build_records,
+    every_call_ends_on_every_end,
+    both_ends_agree_on_the_answer,
+    blocks_stay_private,
+    notices_stop_once_acknowledged,
+)
+"""The pipeline every run goes through, in order."""
+
+
+def observe(
+    events: Sequence[Event],
+    phones: Sequence[str],
+    profile: Profile,
+    observers: Sequence[Observer] = OBSERVERS,
+) -> Observation:
+    """Runs the observer pipeline over one run's events."""
+    obs = Observation(profile=profile, phones=phones, events=events)
+    for observer in observers:
+        observer(obs)
+    return obs

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -35,13 +35,20 @@ from peers.link import Link
 from peers.phone import Phone, PhoneError
 from scenarios.expectations import compare_logs
 from scenarios.model import Action, Event, EventKind, Scenario, Step, Verb
-from scenarios.observers import EventStream, LogEntry, call_logs, label_entries
+from scenarios.observers import EventStream, LogEntry, observe
 from scenarios.profiles import Profile, Timers, load_profile
 from signaling.server import DEFAULT_HOST, SignalingServer
 from signaling.switchboard import Switchboard, SwitchboardSettings
 
 
-__all__ = ["SETTLE_LIMIT", "ScenarioResult", "run_scenario", "run_scenario_async"]
+__all__ = [
+    "SETTLE_LIMIT",
+    "ScenarioResult",
+    "profiles_to_run",
+    "run_scenario",
+    "run_scenario_async",
+    "switchboard_settings",
+]
 
 SETTLE_LIMIT = 600.0
 """Scenario seconds a run may take to settle after its last step (or to see a ``when``)."""
@@ -141,6 +148,36 @@ async def run_scenario_async(
     return result
 
 
+def profiles_to_run(scenario: Scenario, requested: Sequence[str] | None) -> list[str]:
+    """The profiles a scenario runs under.
+
+    Args:
+        scenario: The scenario.
+        requested: Profiles asked for on the command line (``None``: none asked for).
+
+    Returns:
+        The requested ones if any; else the scenario's own profile, then those its
+        ``expect_profiles`` names, each once.
+    """
+    if requested:
+        return list(dict.fromkeys(requested))
+    return list(dict.fromkeys([scenario.profile, *scenario.expect_profiles]))
+
+
+def switchboard_settings(timers: Timers, profile: Profile) -> SwitchboardSettings:
+    """The server's settings for a run: the timers in force and the profile's policies."""
+    policies = profile.policies
+    return SwitchboardSettings(
+        dial_timeout=timers.dial_timeout,
+        ring_timeout=timers.ring_timeout,
+        reconnect_grace=timers.reconnect_grace,
+        block_revealed=policies.block_revealed,
+        decline_as_busy=policies.decline_as_busy,
+        missed_after_reconnect=policies.missed_after_reconnect,
+        ring_timer=policies.ring_timer,
+    )
+
+
 def _timers(scenario: Scenario, profile: Profile) -> Timers:
     overrides = {
         key: value
@@ -166,13 +203,7 @@ class _Run:
         self.stream = EventStream(self.now)
         self.log = _make_logger(self.stream, log_file)
         self.failures: list[str] = []
-        self.switchboard = Switchboard(
-            SwitchboardSettings(
-                dial_timeout=self.timers.dial_timeout,
-                ring_timeout=self.timers.ring_timeout,
-                reconnect_grace=self.timers.reconnect_grace,
-            )
-        )
+        self.switchboard = Switchboard(switchboard_settings(self.timers, profile))
         self.server: SignalingServer | None = None
         self.clients: dict[str, PhoneClient] = {}
         # An exception in a callback or task would otherwise only be printed, and the
@@ -202,6 +233,8 @@ class _Run:
                 reconnect_grace=self.timers.reconnect_grace,
                 new_call_id=self._call_ids(spec.name),
                 blocks=spec.blocks,
+                ring_timer=self.profile.policies.ring_timer,
+                ring_timeout=self.timers.ring_timeout,
             )
             phone.powered = spec.power
             phone.online = spec.online
@@ -400,24 +433,20 @@ class _Run:
 
     def result(self) -> ScenarioResult:
         names = list(self.scenario.phones)
-        summaries = call_logs(self.stream.transitions(), names)
-        logs = {name: label_entries(summaries[name], self.profile) for name in names}
-        failures = list(self.failures)
-        for name, entries in logs.items():
-            for entry in entries:
-                if entry.label is None:
-                    failures.append(f"{name}: call {entry.call_id} never ended on this phone")
+        obs = observe(self.stream.events, names, self.profile)
+        failures = [*self.failures, *obs.violations]
         for client in self.clients.values():
             for error in client.phone.errors:
                 failures.append(f"{client.name} was sent an error: {error.code}: {error.message}")
-        if self.scenario.expect is not None:
-            failures.extend(compare_logs(self.scenario.expect, logs))
+        expected = self.scenario.expectations_for(self.profile.name)
+        if expected is not None:
+            failures.extend(compare_logs(expected, obs.logs))
         return ScenarioResult(
             scenario=self.scenario,
             profile=self.profile.name,
             seed=self.seed,
             failures=failures,
-            logs=logs,
+            logs=obs.logs,
             events=list(self.stream.events),
             virtual_seconds=self.now(),
         )

@@ -101,6 +101,8 @@ class Cause(enum.StrEnum):
     """A party ended the answered call."""
     DROPPED = "dropped"
     """A party's link stayed dead past the reconnect grace."""
+    BLOCKED = "blocked"
+    """The callee has blocked the caller, and the profile reveals it (Telegram does)."""
 
 
 END_CAUSES: Final = frozenset(
@@ -112,6 +114,7 @@ END_CAUSES: Final = frozenset(
         Cause.UNREACHABLE,
         Cause.HUNG_UP,
         Cause.DROPPED,
+        Cause.BLOCKED,
     }
 )
 """The causes that end a call."""
@@ -139,6 +142,7 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
         # A device may pick up before its "ringing" is seen (it is implied by the answer).
         Cause.ANSWERED: ANSWERED,
         Cause.UNREACHABLE: ENDED,
+        Cause.BLOCKED: ENDED,  # only ever before the callee is reached: it never is
         **_BEFORE_ANSWER_ENDS,
     },
     RINGING: {
@@ -153,6 +157,10 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
         Cause.LINK_LOST: RECONNECTING,
         Cause.HUNG_UP: ENDED,
         Cause.DROPPED: ENDED,
+        # The caller's cancel, or the ring timer, crossed the callee's answer: the end
+        # wins and the answer is void (see summarize), so both ends agree it was not.
+        Cause.CANCELED: ENDED,
+        Cause.NO_ANSWER: ENDED,
     },
     RECONNECTING: {
         Cause.RESUMED: ANSWERED,
@@ -373,6 +381,10 @@ class CallSummary:
         return max(0.0, end - self.answered_at)
 
 
+_VOIDING_CAUSES: Final = frozenset({Cause.CANCELED, Cause.NO_ANSWER})
+"""End causes that can follow an answer only when they crossed it, voiding it."""
+
+
 def summarize(transitions: Iterable[Transition]) -> CallSummary:
     """Folds one end's transitions of one call into a :class:`CallSummary`.
 
@@ -398,6 +410,8 @@ def summarize(transitions: Iterable[Transition]) -> CallSummary:
             lost_at = t.at
         if t.to_state is ENDED:
             ended_at, end_cause = t.at, t.cause
+    if end_cause in _VOIDING_CAUSES:
+        answered_at = lost_at = None  # an answer that lost the race never counted
     direction: Direction = "outgoing" if first.who == first.call.caller else "incoming"
     return CallSummary(
         who=first.who,

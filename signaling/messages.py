@@ -165,10 +165,17 @@ class Busy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="busy"):
     call_id: CallId
 
 
-class Hangup(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="hangup"):
+class Hangup(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, tag="hangup"
+):
     """A party ends the call: the caller before the answer (cancel) or either one after."""
 
     call_id: CallId
+    reason: Literal["canceled", "no_answer"] | None = None
+    """What the sender saw when it hung up: ``canceled`` from a caller whose call was not
+    answered yet (so a cancel that crosses the answer is recognised as one), ``no_answer``
+    from the phone that owns the ring timer (profiles where an app owns that timer), and
+    nothing after the answer."""
 
 
 class Candidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="candidate"):

@@ -218,6 +218,8 @@ class SignalingServer:
         sb = self.switchboard
         for transition in sb.transitions_received():
             self.log.info("transition", **transition.as_event())
+        for record in sb.records_received():
+            self.log.info("cdr", **record.as_event())
         # One writer at a time, so frames leave in the order the switchboard queued them.
         async with self._send_lock:
             for conn, message in sb.messages_to_send():

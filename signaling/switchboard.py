@@ -35,7 +35,7 @@ import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, NewType
+from typing import Final, Literal, NewType
 
 from .calls import (
     ANSWERED,
@@ -47,6 +47,7 @@ from .calls import (
     Cause,
     InvalidTransition,
     Transition,
+    summarize,
 )
 from .messages import (
     Answer,
@@ -78,6 +79,7 @@ __all__ = [
     "CLOSE_REPLACED",
     "SERVER",
     "Account",
+    "CallDetailRecord",
     "ConnectionId",
     "DurableState",
     "Switchboard",
@@ -96,16 +98,63 @@ CLOSE_REPLACED: Final = (4001, "replaced by a newer connection of the same name"
 """The websocket close code and reason for a connection replaced by a new registration."""
 
 
+RingTimer = Literal["server", "caller", "callee"]
+"""Who ends a ringing call that nobody answers."""
+
+
 @dataclass(frozen=True, slots=True)
 class SwitchboardSettings:
-    """The server's timers, in seconds."""
+    """The server's timers (in seconds) and the label profile's policies."""
 
     dial_timeout: float = 30.0
     """How long a call may go without reaching any callee device."""
     ring_timeout: float = 45.0
-    """How long a callee device may ring without an answer."""
+    """How long a callee device may ring without an answer (when the server owns it)."""
     reconnect_grace: float = 10.0
     """How long a call waits for a party whose link died."""
+    block_revealed: bool = False
+    """Tell a blocked caller at once (``blocked``) instead of acting switched off."""
+    decline_as_busy: bool = False
+    """Tell the caller ``busy`` when the callee declines, so a decline is not revealed."""
+    missed_after_reconnect: bool = True
+    """Keep missed-call notices for an absent callee; if False, only a connected one hears."""
+    ring_timer: RingTimer = "server"
+    """Who ends an unanswered ringing call: the server's ring timer, or a phone's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetailRecord:
+    """The server's own account of one call once it is over (its CDR).
+
+    Unlike each phone's view, this is the server's private truth (it knows of blocks):
+    observers use it to check invariants, never to label a phone's call log.
+    """
+
+    call_id: str
+    caller: str
+    callee: str
+    kind: str
+    placed_at: float
+    reached: bool
+    answered_at: float | None
+    ended_at: float
+    cause: Cause
+    blocked: bool
+
+    def as_event(self) -> dict[str, object]:
+        """The record as a flat mapping, for the event stream."""
+        return {
+            "call_id": self.call_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "kind": self.kind,
+            "placed_at": self.placed_at,
+            "reached": self.reached,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "cause": str(self.cause),
+            "blocked": self.blocked,
+        }
 
 
 @dataclass(slots=True)
@@ -186,6 +235,7 @@ class Switchboard:
         self._outbox: list[tuple[ConnectionId, ServerMessage]] = []
         self._to_close: list[tuple[ConnectionId, int, str]] = []
         self._transitions: list[Transition] = []
+        self._records: list[CallDetailRecord] = []
 
     # --- Inputs ----------------------------------------------------------------------------
 
@@ -289,6 +339,11 @@ class Switchboard:
     def transitions_received(self) -> list[Transition]:
         """Returns the call transitions recorded since the last call."""
         out, self._transitions = self._transitions, []
+        return out
+
+    def records_received(self) -> list[CallDetailRecord]:
+        """Returns the records of the calls that ended since the last call."""
+        out, self._records = self._records, []
         return out
 
     def next_wakeup(self) -> float | None:
@@ -411,6 +466,9 @@ class Switchboard:
         self._calls[call_id] = sc
         self._calls_of.setdefault(name, {})[call_id] = sc
         self._fire(sc, Cause.PLACED, now)
+        if sc.blocked and self.settings.block_revealed:
+            self._end(sc, Cause.BLOCKED, now, by=None)
+            return
         if not sc.blocked:
             # A blocked call is never filed under the callee: nothing done on the callee's
             # side (registering, being busy, being away) can touch it or reveal it.
@@ -453,7 +511,11 @@ class Switchboard:
                     self._send_to(sc.other(name), message)
             case Ringing() if is_callee and state is DIALING:
                 self._fire(sc, Cause.REACHED, now)
-                sc.timer = (now + self.settings.ring_timeout, Cause.NO_ANSWER)
+                # The dial timer stops here; the ring timer is the server's only if the
+                # profile says so (else a phone hangs up with reason "no_answer").
+                sc.timer = None
+                if self.settings.ring_timer == "server":
+                    sc.timer = (now + self.settings.ring_timeout, Cause.NO_ANSWER)
                 self._send_to(sc.info.caller, message)
             case Ringing() if is_callee and state is RINGING:
                 pass  # a device that rings again after coming back: nothing new
@@ -465,12 +527,19 @@ class Switchboard:
                 if sc.away:  # answered while the caller was away: it must wait for it
                     self._fire(sc, Cause.LINK_LOST, now)
                     self._send_to(name, Reconnecting(call_id))
+            case Hangup(reason="no_answer") if state is RINGING:
+                # The phone that owns the ring timer gave up.
+                self._end(sc, Cause.NO_ANSWER, now, by=name)
             case Decline() | Hangup() if is_callee and state in (DIALING, RINGING):
                 # A callee hanging up a ringing call is declining it.
                 self._end(sc, Cause.DECLINED, now, by=name)
             case Busy() if is_callee and state in (DIALING, RINGING):
                 self._end(sc, Cause.BUSY, now, by=name)
             case Hangup() if state in (DIALING, RINGING):
+                self._end(sc, Cause.CANCELED, now, by=name)
+            case Hangup(reason="canceled") if state is ANSWERED:
+                # The caller canceled before the answer reached it: the cancel wins, and
+                # the callee, already in the call, is told the call was canceled.
                 self._end(sc, Cause.CANCELED, now, by=name)
             case Hangup() if state in (ANSWERED, RECONNECTING):
                 self._end(sc, Cause.HUNG_UP, now, by=name)
@@ -503,10 +572,12 @@ class Switchboard:
             now: The time.
             by: The party whose own message ended it (it needs no telling), if any.
         """
-        answered = sc.answer_sdp is not None
-        reached = sc.call.state is RINGING
+        # A cancel that crossed the answer voids it: the callee is told like any callee.
+        answered = sc.answer_sdp is not None and cause not in (Cause.CANCELED, Cause.NO_ANSWER)
+        reached = sc.call.state in (RINGING, ANSWERED)
         self._fire(sc, cause, now)
         info = sc.info
+        self._records.append(self._record(sc))
         sc.timer = None
         sc.away.clear()
         del self._calls[info.call_id]
@@ -515,21 +586,42 @@ class Switchboard:
             self._calls_of.get(party, {}).pop(info.call_id, None)
         ended = CallEnded(info.call_id, str(cause))
         if by != info.caller:
-            self._send_to(info.caller, ended)
+            decline_hidden = cause is Cause.DECLINED and self.settings.decline_as_busy
+            reason = Cause.BUSY if decline_hidden else cause
+            self._send_to(info.caller, CallEnded(info.call_id, str(reason)))
         if by == info.callee or sc.blocked:
             return
         callee_conn = self._sessions.get(info.callee)
         told = callee_conn is not None and callee_conn == sc.delivered_to
-        if told or (answered and callee_conn is not None):
-            self._outbox.append((callee_conn, ended))  # type: ignore[arg-type]
+        if callee_conn is not None and (told or answered):
+            self._outbox.append((callee_conn, ended))
         if answered or (told and reached):
             return
         # The callee's device never acknowledged this call, or cannot be told it ended:
         # it learns from a notice, now if it is connected, or when it comes back.
         notice = MissedCall(info.call_id, info.caller, info.kind, info.placed_at, str(cause))
-        self._notices.setdefault(info.callee, {})[info.call_id] = notice
+        if self.settings.missed_after_reconnect:
+            self._notices.setdefault(info.callee, {})[info.call_id] = notice
         if callee_conn is not None:
             self._outbox.append((callee_conn, notice))
+
+    @staticmethod
+    def _record(sc: _ServerCall) -> CallDetailRecord:
+        summary = summarize(sc.call.transitions)
+        info = sc.info
+        assert summary.ended_at is not None and summary.end_cause is not None
+        return CallDetailRecord(
+            call_id=info.call_id,
+            caller=info.caller,
+            callee=info.callee,
+            kind=info.kind,
+            placed_at=info.placed_at,
+            reached=summary.reached,
+            answered_at=summary.answered_at,
+            ended_at=summary.ended_at,
+            cause=summary.end_cause,
+            blocked=sc.blocked,
+        )
 
     def _incoming(self, sc: _ServerCall) -> Incoming:
         info = sc.info

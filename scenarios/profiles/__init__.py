@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "Label",
     "LabelRule",
+    "Policies",
     "Profile",
     "ProfileError",
     "Timers",
@@ -68,6 +69,19 @@ class LabelRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
+class Policies(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How an app behaves where apps differ: these change what happens, not only words."""
+
+    block_revealed: bool
+    """A blocked caller is told at once (Telegram) instead of seeing a switched-off phone."""
+    decline_as_busy: bool
+    """The caller hears "busy" when the callee declines, so a decline is not revealed."""
+    missed_after_reconnect: bool
+    """A callee that was unreachable gets its missed call when it comes back."""
+    ring_timer: Literal["server", "caller", "callee"]
+    """Who ends a ringing call that nobody answers."""
+
+
 @dataclass(frozen=True, slots=True)
 class Timers:
     """A profile's default timers, in seconds; a scenario's ``settings`` override them."""
@@ -87,6 +101,7 @@ class Profile:
     app: str
     about: str
     timers: Timers
+    policies: Policies
     labels: Mapping[str, Label]
     rules: tuple[LabelRule, ...]
 
@@ -112,6 +127,7 @@ class _ProfileFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     app: str
     about: str
     timers: dict[str, str | float]
+    policies: Policies
     labels: dict[str, Label]
     rules: list[LabelRule]
 
@@ -154,6 +170,7 @@ def load_profile(name: str) -> Profile:
         app=raw.app,
         about=raw.about,
         timers=timers,
+        policies=raw.policies,
         labels=raw.labels,
         rules=tuple(raw.rules),
     )

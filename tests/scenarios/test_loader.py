@@ -714,7 +714,6 @@ def test_bad_expect_entries(entry, message):
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
-        (PHONES + "expect_profiles:\n  signal: {alice: missed}\n", 3, "expect_profiles"),
         (PHONES + "steps:\n  - at: 5s\n    fault: {phone: alice, delay: 300ms}\n", 5, "fault"),
         ("name: test\nphones:\n  alice: {}\n  bob: {devices: 2}\n", 4, "devices"),
     ],
@@ -790,3 +789,45 @@ def test_discover_missing_path(tmp_path):
     assert info.value.path == str(missing)
     assert info.value.line is None
     assert info.value.message == "no such file or folder"
+
+
+# --- expect_profiles ---------------------------------------------------------------------------
+
+
+def _labels_of(profile: str) -> list[str] | None:
+    return {
+        "whatsapp": ["canceled", "missed"],
+        "signal": ["unanswered", "missed"],
+    }.get(profile)
+
+
+def test_expect_profiles_are_checked_against_each_profiles_own_labels():
+    scenario = load_scenario_text(
+        PHONES
+        + "expect: {alice: canceled}\n"
+        + "expect_profiles:\n  signal: {alice: unanswered, bob: [missed]}\n",
+        known_labels=_labels_of,
+    )
+    assert scenario.expect_profiles["signal"]["alice"] == (ExpectedEntry(label="unanswered"),)
+    assert scenario.expectations_for("signal")["bob"] == (ExpectedEntry(label="missed"),)
+    assert scenario.expectations_for("whatsapp") == {"alice": (ExpectedEntry(label="canceled"),)}
+    assert scenario.expectations_for("telegram") is None
+
+
+def test_a_label_of_the_scenarios_profile_is_refused_under_another_profile():
+    with pytest.raises(ScenarioError) as error:
+        load_scenario_text(
+            PHONES + "expect_profiles:\n  signal:\n    alice: canceled\n",
+            known_labels=_labels_of,
+        )
+    assert error.value.line == 5
+    assert "unknown label 'canceled' for profile 'signal'" in error.value.message
+
+
+def test_an_unknown_profile_in_expect_profiles_is_named():
+    with pytest.raises(ScenarioError) as error:
+        load_scenario_text(
+            PHONES + "expect_profiles:\n  sgnal: {alice: missed}\n", known_labels=_labels_of
+        )
+    assert error.value.line == 4
+    assert "unknown profile 'sgnal'" in error.value.message

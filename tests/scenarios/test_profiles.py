@@ -228,6 +228,7 @@ def test_a_profile_without_a_matching_rule_says_so() -> None:
         app="Empty",
         about="",
         timers=whatsapp.timers,
+        policies=whatsapp.policies,
         labels=whatsapp.labels,
         rules=(),
     )
@@ -248,6 +249,11 @@ VALID = """\
       reconnect_grace: 10s
       heartbeat_interval: 5s
       heartbeat_timeout: 5s
+    policies:
+      block_revealed: false
+      decline_as_busy: false
+      missed_after_reconnect: true
+      ring_timer: server
     labels:
       canceled: {text: Canceled call, source: inferred}
       missed: {text: Missed call, source: inferred}
@@ -292,7 +298,7 @@ def test_the_test_profile_folder_works(profile_folder: Path) -> None:
         (("source: inferred}", "}"), "source"),
         (("{direction: incoming,", "{direction: sideways,"), "sideways"),
         (("{direction: incoming,", "{causes: [hangup],"), "hangup"),
-        (("rules:", "rules: [\n"), "line 15"),
+        (("rules:", "rules: [\n"), "line 20"),
     ],
     ids=[
         "rule-with-unknown-label",

@@ -36,6 +36,7 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.REACHED: S.RINGING,
         C.ANSWERED: S.ANSWERED,
         C.UNREACHABLE: S.ENDED,
+        C.BLOCKED: S.ENDED,
         C.CANCELED: S.ENDED,
         C.DECLINED: S.ENDED,
         C.BUSY: S.ENDED,
@@ -50,7 +51,13 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.BUSY: S.ENDED,
         C.DROPPED: S.ENDED,
     },
-    S.ANSWERED: {C.LINK_LOST: S.RECONNECTING, C.HUNG_UP: S.ENDED, C.DROPPED: S.ENDED},
+    S.ANSWERED: {
+        C.LINK_LOST: S.RECONNECTING,
+        C.HUNG_UP: S.ENDED,
+        C.DROPPED: S.ENDED,
+        C.CANCELED: S.ENDED,  # a cancel that crossed the answer
+        C.NO_ANSWER: S.ENDED,  # a ring timer that crossed the answer
+    },
     S.RECONNECTING: {C.RESUMED: S.ANSWERED, C.HUNG_UP: S.ENDED, C.DROPPED: S.ENDED},
     S.ENDED: {},
 }
@@ -97,6 +104,7 @@ def test_end_causes():
         C.UNREACHABLE,
         C.HUNG_UP,
         C.DROPPED,
+        C.BLOCKED,
     } == END_CAUSES
     # every end cause, and nothing else, leads to ENDED
     for causes in EXPECTED.values():
@@ -137,7 +145,7 @@ def test_illegal_cases_are_the_expected_ones():
     # Spot checks of the rules the docstring states in words.
     assert (S.DIALING, C.NO_ANSWER) in ILLEGAL  # dialing ends unreachable, not no_answer
     assert (S.RINGING, C.HUNG_UP) in ILLEGAL  # before the answer a hang-up is canceled
-    assert (S.ANSWERED, C.CANCELED) in ILLEGAL
+    assert (S.ANSWERED, C.DECLINED) in ILLEGAL  # a decline cannot follow the answer
     assert (S.NEW, C.ANSWERED) in ILLEGAL
     assert (S.NEW, C.DECLINED) in ILLEGAL
     assert all((S.ENDED, c) in ILLEGAL for c in Cause)
@@ -146,10 +154,18 @@ def test_illegal_cases_are_the_expected_ones():
 def test_invalid_transition_lists_the_allowed_causes():
     call = _call_in(S.ANSWERED)
     with pytest.raises(InvalidTransition) as info:
-        call.fire(C.CANCELED, 5.0)
+        call.fire(C.DECLINED, 5.0)
     assert str(info.value) == (
-        "call c1 is answered: canceled is not allowed (allowed: dropped, hung_up, link_lost)"
+        "call c1 is answered: declined is not allowed "
+        "(allowed: canceled, dropped, hung_up, link_lost, no_answer)"
     )
+
+
+def test_an_end_that_crossed_the_answer_voids_it():
+    call = _call_in(S.ANSWERED)
+    call.fire(C.CANCELED, 5.0)
+    summary = summarize(call.transitions)
+    assert (summary.answered, summary.duration, summary.reached) == (False, None, True)
 
 
 def test_invalid_transition_of_an_ended_call_says_it_has_ended():
