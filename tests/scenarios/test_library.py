@@ -9,7 +9,7 @@ import pytest
 
 from scenarios.loader import load_scenario
 from scenarios.model import ExpectedEntry
-from scenarios.profiles import ProfileError, load_profile
+from scenarios.profiles import ProfileError, load_profile, profile_names
 from scenarios.runner import run_scenario
 
 
@@ -49,11 +49,24 @@ def test_the_catalogue_has_at_least_15_scenarios() -> None:
     assert len(FILES) >= 15, [path.name for path in FILES]
 
 
+@pytest.mark.parametrize("profile", profile_names())
 @pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
-def test_scenario_passes(path: Path) -> None:
+def test_scenario_passes_under_every_profile(path: Path, profile: str) -> None:
+    # Judged by its expectations where it has some for this profile, and by the
+    # invariant checker always (as `voip-sandbox run --profiles all` does).
     scenario = load_scenario(path, known_labels=_known_labels)
-    result = run_scenario(scenario)
-    assert result.passed, f"{path.name} failed:\n" + "\n".join(result.failures)
+    result = run_scenario(scenario, profile=profile)
+    assert result.passed, f"{path.name} [{profile}] failed:\n" + "\n".join(result.failures)
+
+
+def test_every_scenario_has_expectations_under_every_profile() -> None:
+    missing = [
+        f"{path.name}: {profile}"
+        for path in FILES
+        for profile in profile_names()
+        if load_scenario(path, known_labels=_known_labels).expectations_for(profile) is None
+    ]
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
