@@ -133,6 +133,8 @@ class Phone:
         reconnect_grace: How long calls wait for a dead link before ending ``dropped``.
         new_call_id: Makes a fresh call id (seed it for reproducible runs).
         blocks: The starting block list.
+        powered: Whether it starts switched on.
+        online: Whether it starts out of airplane mode.
         ring_timer: Who ends an unanswered ringing call (the profile's policy): when it
             is this phone's role (``caller`` or ``callee``), the phone itself hangs up
             after ``ring_timeout`` with reason ``no_answer``.
@@ -149,6 +151,8 @@ class Phone:
         blocks: tuple[str, ...] = (),
         ring_timer: Literal["server", "caller", "callee"] = "server",
         ring_timeout: float = 45.0,
+        powered: bool = True,
+        online: bool = True,
     ) -> None:
         self.name = name
         self.ring_timer = ring_timer
@@ -157,9 +161,9 @@ class Phone:
         self.token = token
         self.reconnect_grace = reconnect_grace
         self._new_call_id = new_call_id
-        self.powered = True
+        self.powered = powered
         """Whether the phone is switched on."""
-        self.online = True
+        self.online = online
         """False in airplane mode."""
         self.registered = False
         """Whether the server has accepted this phone's current connection."""
@@ -173,7 +177,7 @@ class Phone:
         self._outbox: list[PhoneMessage] = []
         self._transitions: list[Transition] = []
         self._screens: list[ScreenChange] = []
-        self._screen = Screen.IDLE
+        self._screen = self._compute_screen()
 
     # --- What the person does --------------------------------------------------------------
 

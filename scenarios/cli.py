@@ -9,18 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import click
 import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scenarios.loader import ScenarioError, discover, load_scenario
+from scenarios.model import Scenario
 from scenarios.profiles import DEFAULT_PROFILE, ProfileError, load_profile, profile_names
-from scenarios.reports import render_json, render_scenario, render_summary
-from scenarios.runner import ScenarioResult, run_scenario, switchboard_settings
+from scenarios.reports import (
+    render_json,
+    render_junit,
+    render_scenario,
+    render_summary,
+    write_html_report,
+    write_mermaid_files,
+)
+from scenarios.runner import ScenarioResult, profiles_to_run, run_scenario, switchboard_settings
 from signaling.server import DEFAULT_HOST, SignalingServer
 from signaling.switchboard import Switchboard
 
@@ -53,6 +64,13 @@ def main() -> None:
     help="Run every scenario under this label profile instead of its own.",
 )
 @click.option(
+    "--profiles",
+    "profile_list",
+    metavar="NAMES",
+    help="Run every scenario under each of these profiles (comma-separated, or 'all'). "
+    "Default: the scenario's own profile and those of its expect_profiles.",
+)
+@click.option(
     "--format",
     "output",
     type=click.Choice(["text", "json"]),
@@ -66,54 +84,190 @@ def main() -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the event stream (every frame, transition, screen) as JSON lines.",
 )
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write an HTML report (index.html) and each run's Mermaid ladder (*.mmd) here.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write JUnit XML: one test case per scenario and profile.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print each scenario's timeline.")
 def run(
     paths: tuple[Path, ...],
     seed: int,
     profile: str | None,
+    profile_list: str | None,
     output: str,
     log_path: Path | None,
+    report_dir: Path | None,
+    junit_path: Path | None,
     verbose: bool,
 ) -> None:
     """Run scenario files (or folders of them) in virtual time and judge both ends' logs."""
+    requested = _requested_profiles(profile, profile_list)
     try:
         files = discover(paths)
         scenarios = [load_scenario(path, known_labels=_known_labels) for path in files]
     except ScenarioError as exc:
-        click.echo(click.style(f"error: {exc}", fg="red"), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _bad_input(str(exc))
     if not scenarios:
-        click.echo(f"error: no scenario files (*.yaml) in {', '.join(map(str, paths))}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _bad_input(f"no scenario files (*.yaml) in {', '.join(map(str, paths))}")
+    plan = [(scenario, _profiles_of(scenario, requested)) for scenario in scenarios]
+    if report_dir is not None:
+        _prepare_folder(report_dir)
     results: list[ScenarioResult] = []
-    with _open_log(log_path) as log_file:
-        for scenario in scenarios:
-            result = run_scenario(scenario, seed=seed, profile=profile, log_file=log_file)
-            results.append(result)
-            if output == "text":
-                click.echo(render_scenario(result, verbose=verbose))
-    if output == "json":
-        click.echo(render_json(results))
-    else:
-        click.echo(render_summary(results))
+    with (
+        _open_for_writing(log_path, "the log") as log_file,
+        _open_for_writing(junit_path, "the JUnit file") as junit_file,
+    ):
+        with _Progress(sum(len(names) for _, names in plan)) as progress:
+            for scenario, names in plan:
+                for name in names:
+                    progress.running(f"{scenario.name} [{name}]")
+                    result = run_scenario(scenario, seed=seed, profile=name, log_file=log_file)
+                    results.append(result)
+                    progress.finished()
+                    if output == "text":
+                        several = len(names) > 1
+                        click.echo(render_scenario(result, verbose=verbose, show_profile=several))
+        click.echo(render_json(results) if output == "json" else render_summary(results))
+        # The files last: one that fails to be written exits 2, after the runs are told.
+        if junit_file is not None:
+            _write(f"the JUnit file {junit_path}", lambda: _write_junit(junit_file, results))
+    if report_dir is not None:
+        _write(f"the report to {report_dir}", lambda: _write_report(report_dir, results))
     sys.exit(0 if all(r.passed for r in results) else EXIT_FAILED)
 
 
+def _bad_input(message: str) -> NoReturn:
+    """Bad input (a file, a flag): says what is wrong on stderr and exits 2."""
+    click.echo(click.style(f"error: {message}", fg="red"), err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _requested_profiles(single: str | None, names: str | None) -> list[str] | None:
+    """The profiles asked for on the command line; ``None`` when none was."""
+    if single is not None and names is not None:
+        _bad_input("--profile and --profiles cannot be used together")
+    if single is not None:
+        return [single]
+    if names is None:
+        return None
+    known = profile_names()
+    if names.strip() == "all":
+        return known
+    requested = [name.strip() for name in names.split(",")]
+    if not all(requested):
+        _bad_input(f"--profiles {names!r}: an empty name (write NAME,NAME or 'all')")
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        _bad_input(
+            f"--profiles: unknown profile{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; known profiles: {', '.join(known)}, or 'all'"
+        )
+    return list(dict.fromkeys(requested))
+
+
+def _profiles_of(scenario: Scenario, requested: Sequence[str] | None) -> list[str]:
+    """The profiles ``scenario`` runs under (:func:`~scenarios.runner.profiles_to_run`)."""
+    names = profiles_to_run(scenario, requested)
+    known = profile_names()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        _bad_input(
+            f"{scenario.path}: unknown profile {', '.join(map(repr, unknown))}; "
+            f"known profiles: {', '.join(known)}"
+        )
+    return names
+
+
+def _prepare_folder(path: Path) -> None:
+    """Makes the report folder before anything runs, so a bad one is found at once."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _bad_input(f"cannot write the report to {path}: {exc.strerror or exc}")
+    if not os.access(path, os.W_OK | os.X_OK):  # found now rather than after every run
+        _bad_input(f"cannot write the report to {path}: permission denied")
+
+
+def _write_report(folder: Path, results: Sequence[ScenarioResult]) -> None:
+    write_html_report(folder, results)
+    write_mermaid_files(folder, results)
+
+
+def _write_junit(handle: IO[str], results: Sequence[ScenarioResult]) -> None:
+    handle.write(render_junit(results))
+    handle.flush()
+
+
+def _write(what: str, write: Callable[[], None]) -> None:
+    """Writes an output after the runs; failing to is bad input (exit 2), not a crash."""
+    try:
+        write()
+    except OSError as exc:
+        _bad_input(f"cannot write {what}: {exc.strerror or exc}")
+
+
 @contextlib.contextmanager
-def _open_log(path: Path | None) -> Iterator[IO[str] | None]:
+def _open_for_writing(path: Path | None, what: str) -> Iterator[IO[str] | None]:
+    """Opens an output file before any scenario runs: a bad path is bad input (exit 2)."""
     if path is None:
         yield None
         return
     try:
         handle = path.open("w", encoding="utf-8")
     except OSError as exc:
-        # Bad input, found before any scenario runs: exit 2, like a bad scenario file.
-        click.echo(
-            click.style(f"error: cannot write the log {path}: {exc.strerror}", fg="red"), err=True
-        )
-        sys.exit(EXIT_BAD_INPUT)
+        _bad_input(f"cannot write {what} {path}: {exc.strerror or exc}")
     with handle:
         yield handle
+
+
+class _Progress:
+    """A progress bar on stderr while several runs go on, gone when they are done.
+
+    Shown only when stderr is a terminal, so pipes, CI logs and tests never see it. If
+    stdout is that terminal too, what is echoed meanwhile is printed above the bar.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.bar: Progress | None = None
+        if total > 1 and sys.stderr.isatty():
+            self.bar = Progress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+                redirect_stdout=sys.stdout.isatty(),
+                redirect_stderr=False,
+            )
+            self.task = self.bar.add_task("", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def running(self, description: str) -> None:
+        """Names the run that starts now."""
+        if self.bar is not None:
+            self.bar.update(self.task, description=description)
+
+    def finished(self) -> None:
+        """Counts the run that just ended."""
+        if self.bar is not None:
+            self.bar.advance(self.task)
 
 
 @main.command()

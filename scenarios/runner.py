@@ -34,7 +34,7 @@ from peers.client import PhoneClient
 from peers.link import Link
 from peers.phone import Phone, PhoneError
 from scenarios.expectations import compare_logs
-from scenarios.model import Action, Event, EventKind, Scenario, Step, Verb
+from scenarios.model import Action, Event, EventKind, PhoneSpec, Scenario, Step, Verb
 from scenarios.observers import EventStream, LogEntry, observe
 from scenarios.profiles import Profile, Timers, load_profile
 from signaling.server import DEFAULT_HOST, SignalingServer
@@ -44,6 +44,7 @@ from signaling.switchboard import Switchboard, SwitchboardSettings
 __all__ = [
     "SETTLE_LIMIT",
     "ScenarioResult",
+    "new_phone_client",
     "profiles_to_run",
     "run_scenario",
     "run_scenario_async",
@@ -164,6 +165,48 @@ def profiles_to_run(scenario: Scenario, requested: Sequence[str] | None) -> list
     return list(dict.fromkeys([scenario.profile, *scenario.expect_profiles]))
 
 
+def new_phone_client(
+    spec: PhoneSpec,
+    *,
+    switchboard: Switchboard,
+    port: int,
+    timers: Timers,
+    profile: Profile,
+    token: str,
+    seed: int,
+    clock: Callable[[], float],
+    logger: Any,
+) -> PhoneClient:
+    """Provisions a phone on the server and builds its logic, radio and driver (not started).
+
+    The one place a run's phone is made, for the runner and for :mod:`scenarios.sandbox`.
+    Its call ids come from the seed and its name, so they stay the same whatever the
+    other phones do.
+    """
+    switchboard.provision(spec.name, token, spec.blocks)
+    ids = random.Random(f"{seed}:{spec.name}")
+    phone = Phone(
+        spec.name,
+        token,
+        reconnect_grace=timers.reconnect_grace,
+        new_call_id=lambda: f"{ids.getrandbits(64):016x}",
+        blocks=spec.blocks,
+        ring_timer=profile.policies.ring_timer,
+        ring_timeout=timers.ring_timeout,
+        powered=spec.power,
+        online=spec.online,
+    )
+    link = Link(DEFAULT_HOST, port, phone=spec.name, logger=logger, signal=spec.signal)
+    return PhoneClient(
+        phone,
+        link,
+        heartbeat_interval=timers.heartbeat_interval,
+        heartbeat_timeout=timers.heartbeat_timeout,
+        clock=clock,
+        logger=logger,
+    )
+
+
 def switchboard_settings(timers: Timers, profile: Profile) -> SwitchboardSettings:
     """The server's settings for a run: the timers in force and the profile's policies."""
     policies = profile.policies
@@ -225,27 +268,14 @@ class _Run:
         self.server = self._new_server(self.switchboard, port=0)
         await self.server.start()
         for spec in self.scenario.phones.values():
-            token = f"{self.rng.getrandbits(128):032x}"
-            self.switchboard.provision(spec.name, token, spec.blocks)
-            phone = Phone(
-                spec.name,
-                token,
-                reconnect_grace=self.timers.reconnect_grace,
-                new_call_id=self._call_ids(spec.name),
-                blocks=spec.blocks,
-                ring_timer=self.profile.policies.ring_timer,
-                ring_timeout=self.timers.ring_timeout,
-            )
-            phone.powered = spec.power
-            phone.online = spec.online
-            link = Link(
-                DEFAULT_HOST, self.server.port, phone=spec.name, logger=self.log, signal=spec.signal
-            )
-            client = PhoneClient(
-                phone,
-                link,
-                heartbeat_interval=self.timers.heartbeat_interval,
-                heartbeat_timeout=self.timers.heartbeat_timeout,
+            client = new_phone_client(
+                spec,
+                switchboard=self.switchboard,
+                port=self.server.port,
+                timers=self.timers,
+                profile=self.profile,
+                token=f"{self.rng.getrandbits(128):032x}",
+                seed=self.seed,
                 clock=self.now,
                 logger=self.log,
             )
@@ -266,10 +296,6 @@ class _Run:
             clock=self.now,
             logger=self.log,
         )
-
-    def _call_ids(self, name: str) -> Callable[[], str]:
-        rng = random.Random(f"{self.seed}:{name}")  # per phone: stable whatever others do
-        return lambda: f"{rng.getrandbits(64):016x}"
 
     # --- Playing ----------------------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,10 @@ from click.testing import CliRunner, Result
 
 import scenarios.cli as cli
 from scenarios.cli import main
-from scenarios.profiles import load_profile
+from scenarios.loader import discover, load_scenario
+from scenarios.model import Scenario
+from scenarios.profiles import load_profile, profile_names
+from scenarios.runner import profiles_to_run
 
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
@@ -49,6 +55,12 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
+def runs_of(*paths: Path) -> int:
+    """How many runs ``voip-sandbox run PATHS`` makes: one per scenario and profile."""
+    scenarios = [load_scenario(path) for path in discover(paths)]
+    return sum(len(profiles_to_run(scenario, None)) for scenario in scenarios)
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
@@ -59,7 +71,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_run_on_the_library_exits_0() -> None:
-    count = len(list(LIBRARY.glob("*.yaml")))
+    count = runs_of(LIBRARY)  # each scenario under its profile and its expect_profiles'
     outcome = invoke("run", str(LIBRARY))
     assert outcome.exit_code == 0, outcome.output
     assert f"{count} passed, 0 failed" in outcome.stdout
@@ -68,7 +80,7 @@ def test_run_on_the_library_exits_0() -> None:
 
 
 def test_run_format_json_prints_one_design_document() -> None:
-    count = len(list(LIBRARY.glob("*.yaml")))
+    count = runs_of(LIBRARY)
     outcome = invoke("run", str(LIBRARY), "--format", "json")
     assert outcome.exit_code == 0, outcome.output
     document = json.loads(outcome.stdout)  # the whole output is one document
@@ -106,7 +118,7 @@ def test_a_failing_scenario_exits_1_and_shows_the_diff(tmp_path: Path) -> None:
     assert "FAIL  a wrong expectation" in outcome.stdout
     assert "alice: expected [missed], got [canceled]" in outcome.stdout
     assert "!! 1. expected missed" in outcome.stdout
-    assert "1 passed, 1 failed" in outcome.stdout
+    assert f"{runs_of(CANCEL)} passed, 1 failed" in outcome.stdout
 
 
 def test_a_failing_scenario_in_json_exits_1(tmp_path: Path) -> None:
@@ -114,8 +126,8 @@ def test_a_failing_scenario_in_json_exits_1(tmp_path: Path) -> None:
     outcome = invoke("run", str(CANCEL), str(wrong), "--format", "json")
     assert outcome.exit_code == 1, outcome.output
     document = json.loads(outcome.stdout)
-    assert (document["passed"], document["failed"]) == (1, 1)
-    bad = document["scenarios"][1]
+    assert (document["passed"], document["failed"]) == (runs_of(CANCEL), 1)
+    bad = document["scenarios"][-1]
     assert bad["passed"] is False
     assert bad["failures"][0].startswith("alice: expected [missed], got [canceled]")
 
@@ -186,7 +198,7 @@ def test_run_with_another_seed_still_passes() -> None:
 
 def test_log_writes_json_lines_with_frames_and_transitions_in_virtual_time(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
-    outcome = invoke("run", str(NO_ANSWER), "--log", str(log))
+    outcome = invoke("run", str(NO_ANSWER), "--log", str(log), "--profile", "whatsapp")
     assert outcome.exit_code == 0, outcome.output
     events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert events
@@ -201,7 +213,7 @@ def test_log_writes_json_lines_with_frames_and_transitions_in_virtual_time(tmp_p
 
 def test_log_of_several_scenarios_keeps_them_all(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
-    outcome = invoke("run", str(CANCEL), str(NO_ANSWER), "--log", str(log))
+    outcome = invoke("run", str(CANCEL), str(NO_ANSWER), "--log", str(log), "--profile", "whatsapp")
     assert outcome.exit_code == 0, outcome.output
     events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     steps = [e["do"] for e in events if e["event"] == "step"]
@@ -226,6 +238,197 @@ def test_verbose_prints_the_timeline() -> None:
     assert "bob: call new → ringing (reached)" in outcome.stdout
     quiet = invoke("run", str(CANCEL))
     assert "step 1: alice calls bob" not in quiet.stdout
+
+
+# --- profiles, reports, progress ---------------------------------------------------------------
+
+
+def test_profiles_runs_each_scenario_under_each_named_profile() -> None:
+    first, second = profile_names()[:2]
+    outcome = invoke(
+        "run", str(CANCEL), str(NO_ANSWER), "--profiles", f"{second}, {first},{second}"
+    )
+    assert outcome.exit_code in (0, 1), outcome.output
+    outcome = invoke(
+        "run", str(CANCEL), str(NO_ANSWER), "--profiles", f"{second},{first}", "--format", "json"
+    )
+    runs = [(Path(s["file"]).name, s["profile"]) for s in json.loads(outcome.stdout)["scenarios"]]
+    assert runs == [
+        (CANCEL.name, second),
+        (CANCEL.name, first),
+        (NO_ANSWER.name, second),
+        (NO_ANSWER.name, first),
+    ]
+
+
+def test_profiles_all_means_every_profile() -> None:
+    outcome = invoke("run", str(CANCEL), "--profiles", "all", "--format", "json")
+    assert outcome.exit_code in (0, 1), outcome.output
+    profiles = [s["profile"] for s in json.loads(outcome.stdout)["scenarios"]]
+    assert profiles == profile_names()
+
+
+def test_each_block_names_its_profile_when_a_scenario_runs_under_several() -> None:
+    first, second = profile_names()[:2]
+    outcome = invoke("run", str(CANCEL), "--profiles", f"{first},{second}")
+    for name in (first, second):
+        assert f"  caller cancels while ringing [{name}]  (" in outcome.stdout
+    alone = invoke("run", str(CANCEL), "--profile", "whatsapp")
+    assert "PASS  caller cancels while ringing  (" in alone.stdout
+
+
+def test_which_profiles_is_up_to_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, list[str] | None]] = []
+
+    def choose(scenario: Scenario, requested: list[str] | None) -> list[str]:
+        asked.append((scenario.name, None if requested is None else list(requested)))
+        return ["whatsapp", "whatsapp"]
+
+    monkeypatch.setattr(cli, "profiles_to_run", choose)
+    outcome = invoke("run", str(CANCEL), "--format", "json")
+    assert outcome.exit_code == 0, outcome.output
+    assert len(json.loads(outcome.stdout)["scenarios"]) == 2
+    assert invoke("run", str(CANCEL), "--profile", "whatsapp").exit_code == 0
+    assert invoke("run", str(CANCEL), "--profiles", "whatsapp").exit_code == 0
+    assert asked == [
+        ("caller cancels while ringing", None),
+        ("caller cancels while ringing", ["whatsapp"]),
+        ("caller cancels while ringing", ["whatsapp"]),
+    ]
+
+
+def test_an_unknown_profile_from_the_runner_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "profiles_to_run", lambda scenario, requested: ["nosuchapp"])
+    outcome = invoke("run", str(CANCEL))
+    assert outcome.exit_code == 2, outcome.output
+    assert "nosuchapp" in outcome.stderr and str(CANCEL) in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["--profiles", "whatsapp,nosuchapp,nope"],
+            ["'nosuchapp', 'nope'", "known profiles", "whatsapp"],
+        ),
+        (["--profiles", "whatsapp,,"], ["empty name"]),
+        (["--profiles", ""], ["empty name"]),
+        (["--profile", "whatsapp", "--profiles", "whatsapp"], ["--profile and --profiles"]),
+    ],
+)
+def test_bad_profiles_exit_2_before_anything_runs(args: list[str], words: list[str]) -> None:
+    outcome = invoke("run", str(CANCEL), *args)
+    assert outcome.exit_code == 2, outcome.output
+    for word in words:
+        assert word in outcome.stderr
+    assert "PASS" not in outcome.stdout
+
+
+def test_report_writes_the_page_and_a_ladder_per_run(tmp_path: Path) -> None:
+    wrong = write(tmp_path, "wrong.yaml", WRONG)
+    report = tmp_path / "report"
+    outcome = invoke(
+        "run", str(CANCEL), str(wrong), "--report", str(report), "--profile", "whatsapp"
+    )
+    assert outcome.exit_code == 1, outcome.output
+    assert sorted(p.name for p in report.iterdir()) == [
+        "01-cancel-while-ringing.mmd",
+        "index.html",
+        "wrong.mmd",
+    ]
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert "caller cancels while ringing" in page and "a wrong expectation" in page
+    assert '<span class="fail">FAIL</span>' in page
+    ladder = (report / "wrong.mmd").read_text(encoding="utf-8")
+    assert ladder.startswith("sequenceDiagram\n")
+
+
+def test_report_under_two_profiles_names_each_ladder_and_compares_labels(tmp_path: Path) -> None:
+    names = profile_names()
+    if len(names) < 2:
+        pytest.skip("only one profile is shipped")
+    report = tmp_path / "report"
+    outcome = invoke("run", str(CANCEL), "--profiles", ",".join(names[:2]), "--report", str(report))
+    assert outcome.exit_code in (0, 1), outcome.output
+    assert sorted(p.name for p in report.glob("*.mmd")) == sorted(
+        f"01-cancel-while-ringing.{name}.mmd" for name in names[:2]
+    )
+    assert '<table class="profiles">' in (report / "index.html").read_text(encoding="utf-8")
+
+
+def test_junit_writes_a_case_per_run(tmp_path: Path) -> None:
+    wrong = write(tmp_path, "wrong.yaml", WRONG)
+    junit = tmp_path / "junit.xml"
+    outcome = invoke(
+        "run",
+        str(CANCEL),
+        str(wrong),
+        "--junit",
+        str(junit),
+        "--format",
+        "json",
+        "--profile",
+        "whatsapp",
+    )
+    assert outcome.exit_code == 1, outcome.output
+    json.loads(outcome.stdout)  # the JSON document is untouched
+    (suite,) = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    names = [case.get("name") for case in suite.iter("testcase")]
+    assert names == ["caller cancels while ringing [whatsapp]", "a wrong expectation [whatsapp]"]
+
+
+@pytest.mark.parametrize("flag", ["--report", "--junit"])
+def test_an_output_that_cannot_be_written_exits_2_before_anything_runs(
+    tmp_path: Path, flag: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way", encoding="utf-8")
+    target = blocker / "out" if flag == "--report" else tmp_path / "no-such-folder" / "junit.xml"
+    outcome = invoke("run", str(CANCEL), flag, str(target))
+    assert not isinstance(outcome.exception, OSError), repr(outcome.exception)
+    assert outcome.exit_code == 2, outcome.output
+    assert str(target) in outcome.stderr
+    assert "PASS" not in outcome.stdout
+
+
+def test_a_report_that_fails_to_be_written_at_the_end_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(directory: Path, results: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "write_html_report", full)
+    outcome = invoke("run", str(CANCEL), "--report", str(tmp_path / "report"))
+    assert outcome.exit_code == 2, outcome.output
+    assert "No space left on device" in outcome.stderr
+    assert f"{runs_of(CANCEL)} passed" in outcome.stdout  # what ran is still reported
+
+
+def test_no_progress_bar_unless_stderr_is_a_terminal() -> None:
+    outcome = invoke("run", str(CANCEL), str(NO_ANSWER))
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stderr == ""
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_on_a_terminal_for_several_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli._Progress(1).bar is None  # one run: nothing to follow
+    with cli._Progress(2) as progress:
+        assert progress.bar is not None
+        progress.running("first [whatsapp]")  # brackets are not markup
+        progress.finished()
+        progress.bar.refresh()
+        assert "first [whatsapp]" in terminal.getvalue()
+        assert "1/2" in terminal.getvalue()
 
 
 # --- labels, serve, help -----------------------------------------------------------------------
