@@ -11,11 +11,11 @@ import pytest
 
 from scenarios.loader import load_scenario, load_scenario_text
 from scenarios.model import PhoneSpec, Scenario
-from scenarios.reports import render_mermaid, write_mermaid_files
+from scenarios.reports.mermaid import render_mermaid, write_mermaid_files
 from scenarios.runner import ScenarioResult, run_scenario
 
 
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
+LIBRARY = Path(__file__).resolve().parents[3] / "scenarios" / "library"
 
 PARTICIPANT = re.compile(r"participant (?P<id>[A-Za-z_][A-Za-z0-9_]*) as (?P<label>.+)")
 ARROW = re.compile(r"(?P<a>[A-Za-z_][A-Za-z0-9_]*)->>(?P<b>[A-Za-z_][A-Za-z0-9_]*): (?P<text>.+)")

@@ -11,16 +11,17 @@ from types import SimpleNamespace
 
 import pytest
 
-import scenarios.reports as reports
+import scenarios.reports.html_page as html_page
 from scenarios.loader import load_scenario
 from scenarios.model import PhoneSpec, Scenario
 from scenarios.observers import LogEntry
 from scenarios.profiles import ProfileError
-from scenarios.reports import render_html, render_mermaid, write_html_report
+from scenarios.reports.html_page import render_html, write_html_report
+from scenarios.reports.mermaid import render_mermaid
 from scenarios.runner import ScenarioResult, run_scenario
 
 
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
+LIBRARY = Path(__file__).resolve().parents[3] / "scenarios" / "library"
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr"}
 
@@ -82,7 +83,7 @@ def fake_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
             labels={key: SimpleNamespace(text=text) for key, text in TEXTS[name].items()}
         )
 
-    monkeypatch.setattr(reports, "load_profile", load)
+    monkeypatch.setattr(html_page, "load_profile", load)
 
 
 class Checker(HTMLParser):

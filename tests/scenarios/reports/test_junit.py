@@ -9,7 +9,7 @@ import pytest
 
 from scenarios.model import Scenario
 from scenarios.observers import LogEntry
-from scenarios.reports import render_junit
+from scenarios.reports.junit import render_junit
 from scenarios.runner import ScenarioResult
 
 
