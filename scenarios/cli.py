@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Literal, NoReturn
 
 import click
 import structlog
@@ -32,11 +32,14 @@ from scenarios.reports import (
     write_mermaid_files,
 )
 from scenarios.runner import ScenarioResult, profiles_to_run, run_scenario, switchboard_settings
-from signaling.server import DEFAULT_HOST, SignalingServer
-from signaling.switchboard import Switchboard
+from signaling.server import DEFAULT_HOST, DEFAULT_MAX_FRAME_SIZE, SignalingServer
+from signaling.store import MemoryStore, SqliteStore, Store
+from signaling.switchboard import Switchboard, SwitchboardLimits
 
 
 __all__ = ["main"]
+
+_DEFAULT_LIMITS = SwitchboardLimits()
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -282,14 +285,79 @@ class _Progress:
 )
 @click.option("--heartbeat-interval", type=float, help="Seconds between pings.")
 @click.option("--heartbeat-timeout", type=float, help="Seconds before a silent link is dead.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("voip-sandbox.db"),
+    show_default=True,
+    help="SQLite file for accounts, blocks, missed-call notices and call records.",
+)
+@click.option("--memory", is_flag=True, help="Keep nothing on disk (state dies with the process).")
+@click.option(
+    "--sync",
+    type=click.Choice(["NORMAL", "FULL"]),
+    default="NORMAL",
+    show_default=True,
+    help="NORMAL survives a killed process; FULL also a power loss (an fsync per change).",
+)
+@click.option(
+    "--max-frame-size",
+    type=int,
+    default=DEFAULT_MAX_FRAME_SIZE,
+    show_default=True,
+    help="Largest frame in bytes; a larger one closes the connection (1009).",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=_DEFAULT_LIMITS.messages_per_second,
+    show_default=True,
+    help="Frames per second per connection (bursts up to --burst).",
+)
+@click.option("--burst", type=int, default=_DEFAULT_LIMITS.burst, show_default=True)
+@click.option(
+    "--max-calls",
+    type=int,
+    default=_DEFAULT_LIMITS.max_calls_per_phone,
+    show_default=True,
+    help="Calls in progress a phone may be party to.",
+)
+@click.option(
+    "--max-notices",
+    type=int,
+    default=_DEFAULT_LIMITS.max_pending_notices,
+    show_default=True,
+    help="Missed-call notices kept per phone; the oldest goes first.",
+)
+@click.option(
+    "--register-timeout",
+    type=float,
+    default=_DEFAULT_LIMITS.register_timeout,
+    show_default=True,
+    help="Seconds a connection has to register.",
+)
 def serve(
     host: str,
     port: int,
     profile: str,
     heartbeat_interval: float | None,
     heartbeat_timeout: float | None,
+    db_path: Path,
+    memory: bool,
+    sync: str,
+    max_frame_size: int,
+    rate: float,
+    burst: int,
+    max_calls: int,
+    max_notices: int,
+    register_timeout: float,
 ) -> None:
-    """Run the signaling server on its own, in real time, until Ctrl-C."""
+    """Run the signaling server on its own, in real time, until Ctrl-C.
+
+    State is kept in a SQLite file (--db): after a crash, the server starts again from
+    it, ends the calls that were in progress, and still delivers every missed-call notice.
+    """
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise click.BadParameter("the sandbox serves on loopback only", param_hint="--host")
     loaded = load_profile(profile)
@@ -302,22 +370,50 @@ def serve(
         ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
-    switchboard = Switchboard(switchboard_settings(timers, loaded))
+    try:
+        synchronous: Literal["NORMAL", "FULL"] = "FULL" if sync == "FULL" else "NORMAL"
+        store: Store = MemoryStore() if memory else SqliteStore(db_path, synchronous=synchronous)
+    except (OSError, ValueError) as exc:  # sqlite3 errors are reported as ValueError by the store
+        click.echo(
+            click.style(f"error: cannot open the store {db_path}: {exc}", fg="red"), err=True
+        )
+        sys.exit(EXIT_BAD_INPUT)
+    limits = SwitchboardLimits(
+        messages_per_second=rate,
+        burst=burst,
+        max_calls_per_phone=max_calls,
+        max_pending_notices=max_notices,
+        register_timeout=register_timeout,
+    )
+    switchboard = Switchboard(
+        switchboard_settings(timers, loaded), limits=limits, durable=store.load()
+    )
     server = SignalingServer(
         switchboard,
         host=host,
         port=port,
         heartbeat_interval=heartbeat_interval or timers.heartbeat_interval,
         heartbeat_timeout=heartbeat_timeout or timers.heartbeat_timeout,
+        store=store,
+        max_frame_size=max_frame_size,
     )
 
     async def serve_forever() -> None:
+        # Calls that were in progress when the last process died end now, on this clock.
+        switchboard.recover(server.now())
         async with server:
-            click.echo(f"voip-sandbox signaling server on {server.url} (Ctrl-C to stop)", err=True)
+            kept = "in memory only" if memory else f"kept in {db_path}"
+            click.echo(
+                f"voip-sandbox signaling server on {server.url}, state {kept} (Ctrl-C to stop)",
+                err=True,
+            )
             await asyncio.Future()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_forever())
+    finally:
+        store.close()
 
 
 @main.command()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scenarios.profiles import Profile
-from signaling.calls import CallSummary, Cause, Transition, summarize
-from signaling.switchboard import CallDetailRecord
+from signaling.calls import CallState, CallSummary, Cause, Transition, summarize
+from signaling.records import CallRecord
 
 
 __all__ = [
@@ -173,7 +173,7 @@ class Observation:
     events: Sequence[Event]
     summaries: dict[str, list[CallSummary]] = field(default_factory=dict)
     logs: dict[str, list[LogEntry]] = field(default_factory=dict)
-    records: list[CallDetailRecord] = field(default_factory=list)
+    records: list[CallRecord] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
     def entry_of(self, phone: str, call_id: str) -> CallSummary | None:
@@ -195,17 +195,18 @@ def build_call_logs(obs: Observation) -> None:
 def build_records(obs: Observation) -> None:
     """The server's CDR, from its ``cdr`` events."""
     obs.records = [
-        CallDetailRecord(
+        CallRecord(
             call_id=e["call_id"],
             caller=e["caller"],
             callee=e["callee"],
             kind=e["kind"],
             placed_at=e["placed_at"],
+            state=CallState(e["state"]),
+            blocked=e["blocked"],
             reached=e["reached"],
             answered_at=e["answered_at"],
             ended_at=e["ended_at"],
-            cause=Cause(e["cause"]),
-            blocked=e["blocked"],
+            cause=None if e["cause"] is None else Cause(e["cause"]),
         )
         for e in obs.events
         if e.get("event") == "cdr"

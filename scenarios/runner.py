@@ -397,18 +397,8 @@ class _Run:
 
     async def _restart_server(self, *, crash: bool) -> None:
         assert self.server is not None
-        port = self.server.port
-        if crash:
-            # The process dies: sockets are reset, and only what is durable survives.
-            self.server.crash()
-            self.switchboard = Switchboard(
-                self.switchboard.settings, durable=self.switchboard.durable_state()
-            )
-        else:
-            await self.server.close()
-        self.log.info("server", state="crashed" if crash else "restarting")
-        self.server = self._new_server(self.switchboard, port=port)
-        await self.server.start()
+        self.server = await self.server.restart(crash=crash)
+        self.switchboard = self.server.switchboard
 
     # --- Settling and judging -------------------------------------------------------------------
 

@@ -327,19 +327,11 @@ class Sandbox:
 
         Args:
             crash: Die on the spot instead (``server crashes``): sockets are reset and
-                only the durable state (accounts, missed-call notices) survives.
+                only what the store kept survives (accounts, blocks, missed-call
+                notices, the records of calls, which end as dropped).
         """
-        server, switchboard = self.server, self.switchboard
-        port = server.port
-        if crash:
-            server.crash()
-            switchboard = Switchboard(switchboard.settings, durable=switchboard.durable_state())
-            self._switchboard = switchboard
-        else:
-            await server.close()
-        self._logger.info("server", state="crashed" if crash else "restarting")
-        self._server = self._new_server(switchboard, port=port)
-        await self._server.start()
+        self._server = await self.server.restart(crash=crash)
+        self._switchboard = self._server.switchboard
 
     def _new_server(self, switchboard: Switchboard, port: int) -> SignalingServer:
         return SignalingServer(

@@ -107,6 +107,10 @@ class ErrorCode(enum.StrEnum):
     """The call exists, but this phone is not the party that may do this."""
     ILLEGAL_TRANSITION = "illegal_transition"
     """The call's state does not allow this (for example answering an answered call)."""
+    RATE_LIMITED = "rate_limited"
+    """The connection sent frames faster than its rate limit; this one was dropped."""
+    TOO_MANY_CALLS = "too_many_calls"
+    """The phone is party to as many calls as the limit allows."""
 
 
 # --- Messages a phone sends -------------------------------------------------------------

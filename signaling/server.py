@@ -33,13 +33,20 @@ from .messages import (
     parse_phone_message,
     serialize_message,
 )
+from .store import MemoryStore, Store
 from .switchboard import ConnectionId, Switchboard
 
 
-__all__ = ["DEFAULT_HOST", "SignalingServer"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_FRAME_SIZE", "DEFAULT_OPEN_TIMEOUT", "SignalingServer"]
 
 DEFAULT_HOST: Final = "127.0.0.1"
 """Loopback only: nothing this sandbox serves is reachable from another machine."""
+
+DEFAULT_MAX_FRAME_SIZE: Final = 256 * 1024
+"""Bytes: a browser's SDP is a few kilobytes; anything near this is not signaling."""
+
+DEFAULT_OPEN_TIMEOUT: Final = 10.0
+"""Seconds a client may take over the websocket opening handshake."""
 
 
 class SignalingServer:
@@ -53,6 +60,11 @@ class SignalingServer:
         heartbeat_timeout: Seconds a pong may take before the link counts as dead.
         clock: Seconds on the scenario clock; defaults to the event loop's clock.
         logger: Where events go.
+        store: Where the switchboard's changes are kept (in memory by default); they are
+            committed before any frame that depends on them is sent.
+        max_frame_size: The largest frame accepted, in bytes; a larger one closes the
+            connection with code 1009.
+        open_timeout: Seconds a websocket opening handshake may take.
     """
 
     def __init__(
@@ -65,8 +77,14 @@ class SignalingServer:
         heartbeat_timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
         logger: Any = None,
+        store: Store | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
     ) -> None:
         self.switchboard = switchboard
+        self.store: Store = store if store is not None else MemoryStore()
+        self.max_frame_size = max_frame_size
+        self.open_timeout = open_timeout
         self.host = host
         self._port = port
         self.heartbeat_interval = heartbeat_interval
@@ -92,9 +110,12 @@ class SignalingServer:
             ping_interval=None,  # the heartbeat is ours: see signaling.heartbeat
             # Signaling frames are small and latency matters more than bytes.
             compression=None,
-            max_size=1 << 20,
+            max_size=self.max_frame_size,
+            open_timeout=self.open_timeout,
         )
         self.log.info("server_started", url=self.url)
+        # Keeps what recovery or provisioning changed, and arms the first timer.
+        await self._flush()
 
     async def close(self) -> None:
         """Stops serving and closes every connection cleanly."""
@@ -121,6 +142,44 @@ class SignalingServer:
         if self._server is not None:
             self._server.close(close_connections=False)
             self._server = None
+
+    async def restart(self, *, crash: bool) -> SignalingServer:
+        """Stops this server and starts another on the same port, store and settings.
+
+        A clean restart closes every connection with a close frame (phones reconnect by
+        themselves) and the new server carries on with the same switchboard, so calls
+        resume within their reconnect grace. A crash (:meth:`crash`) loses everything but
+        what the store kept: the new switchboard is rebuilt from it and ends the calls
+        that were in progress (``Switchboard.recover``).
+
+        Returns:
+            The new server, started.
+        """
+        port = self.port
+        switchboard = self.switchboard
+        if crash:
+            self.crash()
+            switchboard = Switchboard(
+                switchboard.settings, limits=switchboard.limits, durable=self.store.load()
+            )
+            switchboard.recover(self.now())
+        else:
+            await self.close()
+        self.log.info("server", state="crashed" if crash else "restarting")
+        successor = SignalingServer(
+            switchboard,
+            host=self.host,
+            port=port,
+            heartbeat_interval=self.heartbeat_interval,
+            heartbeat_timeout=self.heartbeat_timeout,
+            clock=self._clock,
+            logger=self.log,
+            store=self.store,
+            max_frame_size=self.max_frame_size,
+            open_timeout=self.open_timeout,
+        )
+        await successor.start()
+        return successor
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -216,6 +275,8 @@ class SignalingServer:
     async def _flush(self) -> None:
         """Carries out everything the switchboard decided, in order."""
         sb = self.switchboard
+        # Write-ahead: what a phone is about to be told is on disk before it is sent.
+        self.store.apply(sb.changes_to_keep())
         for transition in sb.transitions_received():
             self.log.info("transition", **transition.as_event())
         for record in sb.records_received():

@@ -30,8 +30,6 @@ Policies it enforces (the behaviour table of DESIGN.md, server side):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,16 +71,27 @@ from .messages import (
     ServerMessage,
     Unblock,
 )
+from .records import (
+    Account,
+    AccountCreated,
+    BlockChanged,
+    CallChanged,
+    CallRecord,
+    Change,
+    DurableState,
+    NoticeDropped,
+    NoticeKept,
+)
 
 
 __all__ = [
+    "CLOSE_ABUSE",
+    "CLOSE_REGISTER_TIMEOUT",
     "CLOSE_REPLACED",
     "SERVER",
-    "Account",
-    "CallDetailRecord",
     "ConnectionId",
-    "DurableState",
     "Switchboard",
+    "SwitchboardLimits",
     "SwitchboardSettings",
 ]
 
@@ -123,68 +132,46 @@ class SwitchboardSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class CallDetailRecord:
-    """The server's own account of one call once it is over (its CDR).
+class SwitchboardLimits:
+    """What one connection may do before it is refused, then cut off.
 
-    Unlike each phone's view, this is the server's private truth (it knows of blocks):
-    observers use it to check invariants, never to label a phone's call log.
+    Every limit answers with an ``error`` frame naming it; a connection that collects
+    ``max_errors`` error replies within ``error_window`` seconds is closed (code 1008).
+    Nobody else is affected. The defaults are far above what a phone does.
     """
 
-    call_id: str
-    caller: str
-    callee: str
-    kind: str
-    placed_at: float
-    reached: bool
-    answered_at: float | None
-    ended_at: float
-    cause: Cause
-    blocked: bool
+    messages_per_second: float = 50.0
+    """Sustained frames per second per connection (token bucket)."""
+    burst: int = 100
+    """Frames a connection may send at once before the rate applies."""
+    max_calls_per_phone: int = 4
+    """Calls in progress a phone may be party to; an offer beyond it gets too_many_calls."""
+    max_pending_notices: int = 100
+    """Missed-call notices kept per callee; beyond it the oldest is dropped."""
+    register_timeout: float = 10.0
+    """Seconds a new connection has to register before it is closed."""
+    max_errors: int = 20
+    """Error replies within ``error_window`` that get a connection closed."""
+    error_window: float = 10.0
+    """Seconds over which error replies are counted."""
 
-    def as_event(self) -> dict[str, object]:
-        """The record as a flat mapping, for the event stream."""
-        return {
-            "call_id": self.call_id,
-            "caller": self.caller,
-            "callee": self.callee,
-            "kind": self.kind,
-            "placed_at": self.placed_at,
-            "reached": self.reached,
-            "answered_at": self.answered_at,
-            "ended_at": self.ended_at,
-            "cause": str(self.cause),
-            "blocked": self.blocked,
-        }
+
+CLOSE_ABUSE: Final = (1008, "too many refused frames")
+"""Close code and reason for a connection that kept breaking the rules."""
+
+CLOSE_REGISTER_TIMEOUT: Final = (1008, "no registration in time")
+"""Close code and reason for a connection that never registered."""
 
 
 @dataclass(slots=True)
-class Account:
-    """A registered name: its token's hash and its block list."""
+class _Connection:
+    """Per-connection bookkeeping: its rate budget, its refusals, its registration deadline."""
 
-    name: str
-    token_hash: bytes
-    blocks: set[str] = field(default_factory=set)
-
-    @staticmethod
-    def hash_token(token: str) -> bytes:
-        """The stored form of a token: never the token itself."""
-        return hashlib.sha256(token.encode()).digest()
-
-    def token_matches(self, token: str) -> bool:
-        """Compares in constant time, so timing does not leak how much of it matched."""
-        return hmac.compare_digest(self.token_hash, self.hash_token(token))
-
-
-@dataclass(slots=True)
-class DurableState:
-    """What survives a crash of the server: accounts and undelivered missed-call notices.
-
-    Calls in progress live only in memory: a crash loses them, and the phones, finding
-    that the restarted server no longer holds their calls, end them as ``dropped``.
-    """
-
-    accounts: dict[str, Account] = field(default_factory=dict)
-    notices: dict[str, dict[str, MissedCall]] = field(default_factory=dict)
+    opened_at: float
+    tokens: float
+    refilled_at: float
+    register_by: float | None
+    errors: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -201,6 +188,8 @@ class _ServerCall:
     """The dial or ring timer: when, and the cause it ends the call with."""
     away: dict[str, float] = field(default_factory=dict)
     """Parties whose link died, with the end of their reconnect grace."""
+    restored: CallRecord | None = None
+    """For a call recovered after a crash: what the store knew of it."""
 
     @property
     def info(self) -> CallInfo:
@@ -219,15 +208,21 @@ class Switchboard:
     """
 
     def __init__(
-        self, settings: SwitchboardSettings | None = None, *, durable: DurableState | None = None
+        self,
+        settings: SwitchboardSettings | None = None,
+        *,
+        limits: SwitchboardLimits | None = None,
+        durable: DurableState | None = None,
     ) -> None:
         self.settings = settings or SwitchboardSettings()
+        self.limits = limits or SwitchboardLimits()
         durable = durable or DurableState()
+        self._recovering = list(durable.calls)
         self.accounts: dict[str, Account] = durable.accounts
         """Every name ever registered or provisioned."""
         self._sessions: dict[str, ConnectionId] = {}
         self._names: dict[ConnectionId, str] = {}
-        self._connections: set[ConnectionId] = set()
+        self._connections: dict[ConnectionId, _Connection] = {}
         self._calls: dict[str, _ServerCall] = {}
         self._calls_of: dict[str, dict[str, _ServerCall]] = {}
         self._ended_ids: set[str] = set()
@@ -235,7 +230,9 @@ class Switchboard:
         self._outbox: list[tuple[ConnectionId, ServerMessage]] = []
         self._to_close: list[tuple[ConnectionId, int, str]] = []
         self._transitions: list[Transition] = []
-        self._records: list[CallDetailRecord] = []
+        self._records: list[CallRecord] = []
+        self._changes: list[Change] = []
+        self._now = 0.0
 
     # --- Inputs ----------------------------------------------------------------------------
 
@@ -252,17 +249,58 @@ class Switchboard:
         """
         account = Account(name, Account.hash_token(token), set(blocks))
         self.accounts[name] = account
+        self._changes.append(AccountCreated(name, account.token_hash))
+        self._changes.extend(BlockChanged(name, other, True) for other in sorted(account.blocks))
         return account
 
+    def recover(self, now: float) -> None:
+        """Ends the calls that were in progress when the server stopped (as ``dropped``).
+
+        Their phones learn it when they register again (their calls are not held any
+        more); a callee that was never reached, or was not there, gets its missed-call
+        notice as usual. Call once, right after construction.
+        """
+        recovering, self._recovering = self._recovering, []
+        for record in recovering:
+            info = CallInfo(
+                record.call_id,
+                record.caller,
+                record.callee,
+                "video" if record.kind == "video" else "audio",
+                record.placed_at,
+            )
+            sc = _ServerCall(
+                Call(SERVER, info, state=record.state),
+                offer_sdp="",
+                blocked=record.blocked,
+                answer_sdp="" if record.answered_at is not None else None,
+                restored=record,
+            )
+            self._calls[record.call_id] = sc
+            self._calls_of.setdefault(record.caller, {})[record.call_id] = sc
+            if not record.blocked:
+                self._calls_of.setdefault(record.callee, {})[record.call_id] = sc
+        for sc in list(self._calls.values()):
+            self._end(sc, Cause.DROPPED, now, by=None)
+
     def connect(self, conn: ConnectionId, now: float) -> None:
-        """A connection was opened. It must register before anything else."""
-        self._connections.add(conn)
+        """A connection was opened. It must register within the register timeout."""
+        limits = self.limits
+        self._connections[conn] = _Connection(
+            opened_at=now,
+            tokens=float(limits.burst),
+            refilled_at=now,
+            register_by=now + limits.register_timeout,
+        )
 
     def receive(self, conn: ConnectionId, message: PhoneMessage, now: float) -> None:
         """Handles one valid frame from a connection.
 
         Call :meth:`messages_to_send` (and the other drains) immediately after.
         """
+        self._now = now  # every error reply to this frame counts as a refusal at this time
+        if not self._within_rate(conn, now):
+            return
         if isinstance(message, Register):
             self._on_register(conn, message, now)
             return
@@ -281,23 +319,31 @@ class Switchboard:
             case Ringing() | Answer() | Decline() | Busy() | Hangup() | Candidate():
                 self._on_call_message(conn, name, message, now)
             case Block(name=other):
-                self.accounts[name].blocks.add(other)
+                blocks = self.accounts[name].blocks
+                if other not in blocks:
+                    blocks.add(other)
+                    self._changes.append(BlockChanged(name, other, True))
             case Unblock(name=other):
-                self.accounts[name].blocks.discard(other)
+                blocks = self.accounts[name].blocks
+                if other in blocks:
+                    blocks.discard(other)
+                    self._changes.append(BlockChanged(name, other, False))
             case MissedCallAck(call_id=call_id):
                 # Idempotent: a repeated or unknown ack is not an error.
-                self._notices.get(name, {}).pop(call_id, None)
+                if self._notices.get(name, {}).pop(call_id, None) is not None:
+                    self._changes.append(NoticeDropped(name, call_id))
 
     def receive_invalid(self, conn: ConnectionId, error: InvalidMessage, now: float) -> None:
         """Handles a frame that did not parse: the sender is told why; nothing else changes."""
-        self._error(conn, error.code, error.message, error.call_id)
+        if self._within_rate(conn, now):
+            self._error(conn, error.code, error.message, error.call_id, now=now)
 
     def disconnect(self, conn: ConnectionId, now: float) -> None:
         """The connection is gone, cleanly or not (the difference is the driver's to log).
 
         Its calls wait for the reconnect grace; see the module docstring.
         """
-        self._connections.discard(conn)
+        self._connections.pop(conn, None)
         name = self._names.pop(conn, None)
         if name is None or self._sessions.get(name) != conn:
             return  # never registered, or already replaced by a newer connection
@@ -317,6 +363,10 @@ class Switchboard:
 
     def wake(self, now: float) -> None:
         """Fires every timer that is due at ``now``."""
+        for conn, state in self._connections.items():
+            if state.register_by is not None and state.register_by <= now:
+                state.register_by = None
+                self._to_close.append((conn, *CLOSE_REGISTER_TIMEOUT))
         for sc in list(self._calls.values()):
             if sc.timer is not None and sc.timer[0] <= now:
                 self._end(sc, sc.timer[1], now, by=None)
@@ -341,26 +391,30 @@ class Switchboard:
         out, self._transitions = self._transitions, []
         return out
 
-    def records_received(self) -> list[CallDetailRecord]:
-        """Returns the records of the calls that ended since the last call."""
+    def records_received(self) -> list[CallRecord]:
+        """Returns the final records (CDRs) of the calls that ended since the last call."""
         out, self._records = self._records, []
+        return out
+
+    def changes_to_keep(self) -> list[Change]:
+        """Returns the changes to commit to the store, in order, and forgets them.
+
+        Commit them before sending :meth:`messages_to_send`: what a phone is told must
+        already be on disk (write-ahead of acknowledgement).
+        """
+        out, self._changes = self._changes, []
         return out
 
     def next_wakeup(self) -> float | None:
         """When :meth:`wake` must next be called, or ``None`` when no timer runs."""
         deadlines = [sc.timer[0] for sc in self._calls.values() if sc.timer is not None]
         deadlines.extend(d for sc in self._calls.values() for d in sc.away.values())
+        deadlines.extend(
+            c.register_by for c in self._connections.values() if c.register_by is not None
+        )
         return min(deadlines, default=None)
 
     # --- Introspection ---------------------------------------------------------------------
-
-    def durable_state(self) -> DurableState:
-        """A copy of what would survive a crash (see :class:`DurableState`)."""
-        accounts = {
-            name: Account(a.name, a.token_hash, set(a.blocks)) for name, a in self.accounts.items()
-        }
-        notices = {name: dict(kept) for name, kept in self._notices.items()}
-        return DurableState(accounts, notices)
 
     def name_of(self, conn: ConnectionId) -> str | None:
         """The name a connection registered, if it did."""
@@ -388,7 +442,9 @@ class Switchboard:
         name = message.name
         account = self.accounts.get(name)
         if account is None:
-            account = self.provision(name, message.token)
+            account = Account(name, Account.hash_token(message.token))
+            self.accounts[name] = account
+            self._changes.append(AccountCreated(name, account.token_hash))
         elif not account.token_matches(message.token):
             # The holder of the name is not disturbed: nothing else happens.
             self._error(conn, ErrorCode.BAD_TOKEN, f"{name!r} is registered with another token")
@@ -401,6 +457,7 @@ class Switchboard:
             self._to_close.append((stale, *CLOSE_REPLACED))
         self._sessions[name] = conn
         self._names[conn] = name
+        self._connections[conn].register_by = None
 
         held = set(message.calls)
         resumed: list[str] = []
@@ -457,6 +514,10 @@ class Switchboard:
         callee = self.accounts.get(offer.to)
         if callee is None:
             self._error(conn, ErrorCode.UNKNOWN_PHONE, f"no phone named {offer.to!r}", call_id)
+            return
+        if len(self._calls_of.get(name, {})) >= self.limits.max_calls_per_phone:
+            limit = self.limits.max_calls_per_phone
+            self._error(conn, ErrorCode.TOO_MANY_CALLS, f"at most {limit} calls at once", call_id)
             return
         if call_id in self._calls or call_id in self._ended_ids:
             self._error(conn, ErrorCode.DUPLICATE_CALL, f"call {call_id} exists", call_id)
@@ -562,6 +623,7 @@ class Switchboard:
             # The handlers check the state before firing; reaching this is a bug here.
             logger.exception("! switchboard fired an illegal transition")
             raise
+        self._changes.append(CallChanged(self._record(sc)))
 
     def _end(self, sc: _ServerCall, cause: Cause, now: float, by: str | None) -> None:
         """Ends a call and tells whoever needs telling.
@@ -577,7 +639,7 @@ class Switchboard:
         reached = sc.call.state in (RINGING, ANSWERED)
         self._fire(sc, cause, now)
         info = sc.info
-        self._records.append(self._record(sc))
+        self._records.append(self._record(sc))  # the call's CDR
         sc.timer = None
         sc.away.clear()
         del self._calls[info.call_id]
@@ -601,26 +663,38 @@ class Switchboard:
         # it learns from a notice, now if it is connected, or when it comes back.
         notice = MissedCall(info.call_id, info.caller, info.kind, info.placed_at, str(cause))
         if self.settings.missed_after_reconnect:
-            self._notices.setdefault(info.callee, {})[info.call_id] = notice
+            kept = self._notices.setdefault(info.callee, {})
+            kept[info.call_id] = notice
+            self._changes.append(NoticeKept(info.callee, notice))
+            while len(kept) > self.limits.max_pending_notices:
+                oldest = next(iter(kept))
+                del kept[oldest]
+                self._changes.append(NoticeDropped(info.callee, oldest))
+                logger.warning("! notice %s for %s dropped: too many pending", oldest, info.callee)
         if callee_conn is not None:
             self._outbox.append((callee_conn, notice))
 
     @staticmethod
-    def _record(sc: _ServerCall) -> CallDetailRecord:
+    def _record(sc: _ServerCall) -> CallRecord:
         summary = summarize(sc.call.transitions)
         info = sc.info
-        assert summary.ended_at is not None and summary.end_cause is not None
-        return CallDetailRecord(
+        restored = sc.restored
+        reached = summary.reached or (restored is not None and restored.reached)
+        answered_at = summary.answered_at
+        if answered_at is None and restored is not None and summary.end_cause is Cause.DROPPED:
+            answered_at = restored.answered_at  # answered before the crash
+        return CallRecord(
             call_id=info.call_id,
             caller=info.caller,
             callee=info.callee,
             kind=info.kind,
             placed_at=info.placed_at,
-            reached=summary.reached,
-            answered_at=summary.answered_at,
+            state=sc.call.state,
+            blocked=sc.blocked,
+            reached=reached,
+            answered_at=answered_at,
             ended_at=summary.ended_at,
             cause=summary.end_cause,
-            blocked=sc.blocked,
         )
 
     def _incoming(self, sc: _ServerCall) -> Incoming:
@@ -633,6 +707,42 @@ class Switchboard:
             self._outbox.append((conn, message))
 
     def _error(
-        self, conn: ConnectionId, code: ErrorCode, message: str, call_id: str | None = None
+        self,
+        conn: ConnectionId,
+        code: ErrorCode,
+        message: str,
+        call_id: str | None = None,
+        *,
+        now: float | None = None,
     ) -> None:
         self._outbox.append((conn, Error(code, message, call_id)))
+        state = self._connections.get(conn)
+        if state is None:
+            return
+        now = self._now if now is None else now
+        # Refusals are counted over a sliding window; a connection that keeps earning
+        # them is cut off, and nobody else notices.
+        state.errors = [t for t in state.errors if t > now - self.limits.error_window]
+        state.errors.append(now)
+        if len(state.errors) == self.limits.max_errors:
+            self._to_close.append((conn, *CLOSE_ABUSE))
+
+    def _within_rate(self, conn: ConnectionId, now: float) -> bool:
+        """Spends a token of the connection's budget; refuses the frame if there is none."""
+        state = self._connections.get(conn)
+        if state is None:
+            return True
+        limits = self.limits
+        elapsed = max(0.0, now - state.refilled_at)
+        state.tokens = min(float(limits.burst), state.tokens + elapsed * limits.messages_per_second)
+        state.refilled_at = now
+        if state.tokens >= 1.0:
+            state.tokens -= 1.0
+            return True
+        self._error(
+            conn,
+            ErrorCode.RATE_LIMITED,
+            f"more than {limits.messages_per_second:g} frames per second",
+            now=now,
+        )
+        return False

@@ -28,7 +28,7 @@ from peers.phone import Phone
 from scenarios.observers import EventStream
 from scenarios.profiles import load_profile
 from signaling.server import DEFAULT_HOST, SignalingServer
-from signaling.switchboard import Switchboard, SwitchboardSettings
+from signaling.switchboard import Switchboard, SwitchboardLimits, SwitchboardSettings
 
 
 Event = dict[str, Any]
@@ -98,6 +98,7 @@ class Sandbox:
     Args:
         dial_timeout, ring_timeout, reconnect_grace: The switchboard's timers.
         heartbeat_interval, heartbeat_timeout: Both ends' heartbeat.
+        limits: The server's limits (the defaults if not given).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class Sandbox:
         reconnect_grace: float = 10.0,
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 5.0,
+        limits: SwitchboardLimits | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.origin = self.loop.time()
@@ -126,7 +128,8 @@ class Sandbox:
                 dial_timeout=dial_timeout,
                 ring_timeout=ring_timeout,
                 reconnect_grace=reconnect_grace,
-            )
+            ),
+            limits=limits,
         )
         self.server = self.new_server(self.switchboard, port=0)
         self.clients: dict[str, PhoneClient] = {}
@@ -215,13 +218,8 @@ class Sandbox:
 
     async def crash_and_restart(self) -> None:
         """The server process dies and a new one starts on the same port, as the runner does."""
-        port = self.server.port
-        self.server.crash()
-        self.switchboard = Switchboard(
-            self.switchboard.settings, durable=self.switchboard.durable_state()
-        )
-        self.server = self.new_server(self.switchboard, port=port)
-        await self.server.start()
+        self.server = await self.server.restart(crash=True)
+        self.switchboard = self.server.switchboard
 
     def connection_of(self, name: str) -> int:
         """The server's id of the connection ``name`` is registered on now."""

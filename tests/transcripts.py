@@ -43,7 +43,14 @@ from signaling.messages import (
     parse_server_message,
     serialize_message,
 )
-from signaling.switchboard import SERVER, ConnectionId, Switchboard, SwitchboardSettings
+from signaling.store import MemoryStore
+from signaling.switchboard import (
+    SERVER,
+    ConnectionId,
+    Switchboard,
+    SwitchboardLimits,
+    SwitchboardSettings,
+)
 
 
 __all__ = ["ANSWER_SDP", "OFFER_SDP", "Exchange", "Frame", "outline", "token_for"]
@@ -108,10 +115,18 @@ class Exchange:
 
     Args:
         settings: The switchboard's timers (defaults: dial 30 s, ring 45 s, grace 10 s).
+        limits: The switchboard's limits (defaults if not given).
     """
 
-    def __init__(self, settings: SwitchboardSettings | None = None) -> None:
-        self.switchboard = Switchboard(settings)
+    def __init__(
+        self,
+        settings: SwitchboardSettings | None = None,
+        *,
+        limits: SwitchboardLimits | None = None,
+    ) -> None:
+        self.switchboard = Switchboard(settings, limits=limits)
+        self.store = MemoryStore()
+        """What the server keeps, as the driver would commit it (after every input)."""
         self.settings = self.switchboard.settings
         self.phones: dict[str, Phone] = {}
         self.now = 0.0
@@ -205,6 +220,21 @@ class Exchange:
         """Sends a frame on ``label``'s connection as if its phone had: a message, or raw text."""
         self.advance(now)
         self._to_server(label, frame, now)
+        self.pump(now)
+
+    def crash(self, now: float) -> None:
+        """The server process dies: every link breaks (each phone notices), and a new
+        switchboard starts from what the store kept and recovers the calls in progress.
+        Phones reconnect with :meth:`connect` when the test says so."""
+        self.advance(now)
+        for label in list(self._current):
+            del self._current[label]
+            self.black_holed.discard(label)
+            if label in self.phones:
+                self.phones[label].link_down(now)
+        old = self.switchboard
+        self.switchboard = Switchboard(old.settings, limits=old.limits, durable=self.store.load())
+        self.switchboard.recover(now)
         self.pump(now)
 
     # --- What people do --------------------------------------------------------------------
@@ -353,6 +383,7 @@ class Exchange:
         self.screens[label].extend(phone.screens_received())
 
     def _collect_server(self, now: float) -> None:
+        self.store.apply(self.switchboard.changes_to_keep())
         self.server_transitions.extend(self.switchboard.transitions_received())
         for conn, code, reason in self.switchboard.connections_to_close():
             self.closes.append((self._owner[conn], conn, code, reason))

@@ -17,6 +17,7 @@ from websockets.protocol import State
 
 from peers.phone import Screen
 from signaling.messages import ErrorCode
+from signaling.switchboard import SwitchboardLimits
 from tests.conftest import token_for
 
 
@@ -118,7 +119,8 @@ def params(cases: list[Any]) -> list[tuple[Any, ErrorCode, str | None]]:
 
 
 async def test_malformed_frames_get_errors_and_disturb_no_call_in_progress(sandbox):
-    async with sandbox() as sb:
+    # Many refusals on one connection: the abuse limit is raised so every reply is seen.
+    async with sandbox(limits=SwitchboardLimits(max_errors=1000)) as sb:
         alice, bob = await sb.phones("alice", "bob")
         answered = await in_call(sb, alice, bob)
         start = sb.events.mark()

@@ -9,8 +9,10 @@ Timers: dial 30 s, ring 45 s, reconnect grace 10 s.
 import pytest
 
 from peers.phone import Screen
+from signaling.calls import CallState, Cause
 from signaling.messages import (
     Answer,
+    Block,
     Busy,
     CallEnded,
     Candidate,
@@ -23,7 +25,16 @@ from signaling.messages import (
     Registered,
     Ringing,
 )
-from signaling.switchboard import CLOSE_REPLACED, SwitchboardSettings
+from signaling.records import Account, AccountCreated, BlockChanged, CallChanged
+from signaling.switchboard import (
+    CLOSE_ABUSE,
+    CLOSE_REGISTER_TIMEOUT,
+    CLOSE_REPLACED,
+    ConnectionId,
+    Switchboard,
+    SwitchboardLimits,
+    SwitchboardSettings,
+)
 from tests.transcripts import OFFER_SDP, Exchange, outline, token_for
 
 
@@ -938,3 +949,167 @@ def test_next_wakeup_follows_the_timers(ex):
     assert ex.switchboard.next_wakeup() is None
     ex.disconnect("alice", 7)
     assert ex.switchboard.next_wakeup() == 17  # reconnect grace
+
+
+# --- What the server keeps: the change stream (write-ahead) ------------------------------------
+
+
+def test_every_decision_is_handed_over_as_a_change_to_keep():
+    sb = Switchboard(SETTINGS)
+    sb.connect(ConnectionId(1), 0)
+    sb.receive(ConnectionId(1), Register(name="alice", token=token_for("alice")), 0)
+    assert sb.changes_to_keep() == [
+        AccountCreated("alice", Account.hash_token(token_for("alice")))
+    ]
+    sb.receive(ConnectionId(1), Block(name="bob"), 1)
+    sb.receive(ConnectionId(1), Block(name="bob"), 1)  # no change the second time
+    assert sb.changes_to_keep() == [BlockChanged("alice", "bob", True)]
+    sb.provision("bob", token_for("bob"))
+    sb.changes_to_keep()
+    sb.receive(ConnectionId(1), Offer(call_id="c1", to="bob", kind="audio", sdp=OFFER_SDP), 2)
+    (change,) = sb.changes_to_keep()
+    assert isinstance(change, CallChanged)
+    assert (change.record.state, change.record.blocked) == (CallState.DIALING, False)
+    # The frames that depend on it are queued only after: the driver commits first.
+    assert sb.messages_to_send()
+
+
+def test_the_store_follows_the_switchboard_through_a_missed_call(ex):
+    ex.disconnect("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.hang_up("alice", 2)
+    (record,) = ex.store.call_records()
+    assert (record.call_id, record.state, record.cause) == (cid, CallState.ENDED, Cause.CANCELED)
+    assert list(ex.store.load().notices["bob"]) == [cid]
+    ex.connect("bob", 3)
+    assert "bob" not in ex.store.load().notices  # acknowledged, so forgotten
+
+
+# --- A crash: only what the store kept survives --------------------------------------------------
+
+
+def test_a_ringing_call_lost_in_a_crash_ends_on_both_ends_and_is_logged_once(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.crash(5)
+    # The recovered switchboard ended it at once, with a notice for the absent callee.
+    assert ex.store.call_records()[0].cause is Cause.DROPPED
+    ex.connect("alice", 6)
+    ex.connect("bob", 6)
+    assert ("server", "bob", "missed_call") in ex.ladder
+    assert outline(ex.entry("alice")) == entry("outgoing", "bob", reached=True, end_cause="dropped")
+    assert outline(ex.entry("bob")) == entry("incoming", "alice", reached=True, end_cause="dropped")
+    assert [s.info.call_id for s in ex.log("bob")] == [cid]  # logged once despite the notice
+    assert ex.store.load().notices == {}
+
+
+def test_an_answered_call_lost_in_a_crash_keeps_its_duration_up_to_the_crash(ex):
+    cid = ex.call("alice", "bob", 0)
+    ex.answer("bob", 2)
+    ex.crash(12)
+    (record,) = ex.store.call_records()
+    assert (record.call_id, record.answered_at, record.cause) == (cid, 2, Cause.DROPPED)
+    ex.connect("alice", 14)
+    ex.connect("bob", 14)
+    for label, peer, direction in (("alice", "bob", "outgoing"), ("bob", "alice", "incoming")):
+        assert outline(ex.entry(label)) == entry(
+            direction, peer, reached=True, answered=True, end_cause="dropped", duration=10
+        )
+
+
+def test_a_notice_kept_before_a_crash_is_delivered_once_after_it(ex):
+    ex.disconnect("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.hang_up("alice", 2)
+    ex.crash(3)
+    ex.connect("alice", 4)
+    ex.connect("bob", 5)
+    assert [f.step for f in ex.frames if f.delivered and f.type == "missed_call"] == [
+        ("server", "bob", "missed_call")
+    ]
+    ex.disconnect("bob", 6)
+    ex.connect("bob", 7)  # acknowledged before: never sent again
+    assert [f for f in ex.frames if f.type == "missed_call"][-1].at == 5
+    assert [s.info.call_id for s in ex.log("bob")] == [cid]
+
+
+def test_a_call_to_an_absent_callee_lost_in_a_crash_still_gives_it_a_missed_call(ex):
+    ex.disconnect("bob", 0)
+    cid = ex.call("alice", "bob", 1)
+    ex.crash(2)
+    ex.connect("bob", 3)
+    assert outline(ex.entry("bob")) == entry(
+        "incoming", "alice", reached=False, end_cause="dropped"
+    )
+    assert ex.entry("bob").info.call_id == cid
+
+
+def test_a_blocked_call_lost_in_a_crash_stays_invisible_to_the_callee():
+    ex = Exchange(SETTINGS)
+    ex.add_phone("alice")
+    ex.add_phone("bob", blocks=("alice",), connect=False)
+    ex.switchboard.provision("bob", token_for("bob"), ["alice"])
+    ex.call("alice", "bob", 0)
+    ex.crash(5)
+    ex.connect("bob", 6)
+    assert ex.log("bob") == []
+    assert ex.store.load().notices == {}
+
+
+# --- Limits: refused with an error, then cut off; nobody else notices ----------------------------
+
+
+def limited(**limits: float) -> Exchange:
+    exchange = Exchange(SETTINGS, limits=SwitchboardLimits(**limits))  # type: ignore[arg-type]
+    exchange.add_phone("alice")
+    exchange.add_phone("bob")
+    return exchange
+
+
+def test_a_burst_beyond_the_rate_is_refused_and_then_the_connection_is_cut():
+    ex = limited(messages_per_second=1.0, burst=3, max_errors=2)
+    conn = ex.connection("alice")
+    for _ in range(5):  # acks are silent: only the rate limit answers
+        ex.send("alice", MissedCallAck(call_id="x1"), 10)
+    assert ex.errors("alice") == [("rate_limited", None)] * 2
+    assert ex.closes == [("alice", conn, *CLOSE_ABUSE)]
+    ex.send("bob", MissedCallAck(call_id="x1"), 10)  # others have their own budget
+    assert ex.errors("bob") == []
+
+
+def test_a_phone_cannot_be_party_to_more_calls_than_the_limit():
+    ex = limited(max_calls_per_phone=1)
+    ex.add_phone("carol")
+    ex.call("alice", "bob", 0)
+    ex.send("carol", Offer(call_id="c9", to="alice", kind="audio", sdp=OFFER_SDP), 1)
+    assert ex.received_types("carol", since=1) == [(1, "call_ended")]  # alice is busy
+    ex.send("alice", Offer(call_id="a9", to="carol", kind="audio", sdp=OFFER_SDP), 2)
+    assert ex.errors("alice") == [("too_many_calls", "a9")]
+
+
+def test_only_the_newest_notices_are_kept_beyond_the_limit():
+    ex = limited(max_pending_notices=2)
+    ex.disconnect("bob", 0)
+    ids = []
+    for at in (1, 3, 5):
+        ids.append(ex.call("alice", "bob", at))
+        ex.hang_up("alice", at + 1)
+    assert list(ex.store.load().notices["bob"]) == ids[1:]
+    ex.connect("bob", 10)
+    assert [s.info.call_id for s in ex.log("bob")] == ids[1:]
+
+
+def test_a_connection_that_never_registers_is_closed():
+    ex = limited(register_timeout=10.0)
+    conn = ex.connect("mallory", 0)
+    ex.advance(9.9)
+    assert ex.closes == []
+    ex.advance(10.0)
+    assert ex.closes == [("mallory", conn, *CLOSE_REGISTER_TIMEOUT)]
+
+
+def test_refusals_spread_out_in_time_do_not_cut_a_connection():
+    ex = limited(max_errors=3, error_window=10.0)
+    for at in (0, 6, 12, 18):
+        ex.send("alice", Ringing(call_id="nope"), at)
+    assert len(ex.errors("alice")) == 4
+    assert ex.closes == []
