@@ -37,9 +37,12 @@ async def keep_alive(
     with contextlib.suppress(ConnectionClosed):
         while True:
             await asyncio.sleep(interval)
-            pong = await connection.ping()
             try:
-                await asyncio.wait_for(pong, pong_timeout)
+                # The ping itself is inside the deadline: on a socket the peer no longer
+                # reads, sending it blocks, and that is as dead as a missing pong.
+                async with asyncio.timeout(pong_timeout):
+                    pong = await connection.ping()
+                    await pong
             except TimeoutError:
                 logger.info("heartbeat", who=who, state="timed_out")
                 connection.transport.abort()

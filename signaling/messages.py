@@ -341,6 +341,8 @@ def _explain(frame: str | bytes, known: frozenset[str], exc: Exception) -> Inval
     """Turns a decoder failure into the most helpful :class:`InvalidMessage`."""
     try:
         peek = _peek_decoder.decode(frame)
+    except RecursionError:
+        return InvalidMessage(ErrorCode.BAD_FRAME, "JSON nested too deeply")
     except (msgspec.DecodeError, UnicodeDecodeError):
         # Not a JSON object at all (or not UTF-8): nothing more specific can be said.
         return InvalidMessage(ErrorCode.BAD_FRAME, f"not a JSON object: {exc}")
@@ -373,6 +375,8 @@ def parse_phone_message(frame: str | bytes) -> PhoneMessage:
     """
     try:
         return _phone_decoder.decode(frame)
+    except RecursionError:  # nesting deep enough to exhaust the stack, in any field
+        raise InvalidMessage(ErrorCode.BAD_FRAME, "JSON nested too deeply") from None
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise _explain(frame, _PHONE_TYPES, exc) from None
     except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a string
@@ -393,6 +397,8 @@ def parse_server_message(frame: str | bytes) -> ServerMessage:
     """
     try:
         return _server_decoder.decode(frame)
+    except RecursionError:  # nesting deep enough to exhaust the stack, in any field
+        raise InvalidMessage(ErrorCode.BAD_FRAME, "JSON nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise _explain(frame, _SERVER_TYPES, exc) from None
     except UnicodeDecodeError as exc:

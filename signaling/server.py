@@ -48,6 +48,9 @@ DEFAULT_MAX_FRAME_SIZE: Final = 256 * 1024
 DEFAULT_OPEN_TIMEOUT: Final = 10.0
 """Seconds a client may take over the websocket opening handshake."""
 
+MAX_QUEUED_FRAMES: Final = 1024
+"""Frames waiting for one slow connection before it is cut off as not reading."""
+
 
 class SignalingServer:
     """Serves a switchboard over websockets.
@@ -95,8 +98,7 @@ class SignalingServer:
         self._connections: dict[ConnectionId, ServerConnection] = {}
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
-        self._send_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._outboxes: dict[ConnectionId, asyncio.Queue[str | tuple[int, str]]] = {}
         self._crashed = False
 
     # --- Life cycle --------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class SignalingServer:
         )
         self.log.info("server_started", url=self.url)
         # Keeps what recovery or provisioning changed, and arms the first timer.
-        await self._flush()
+        self._flush()
 
     async def close(self) -> None:
         """Stops serving and closes every connection cleanly."""
@@ -212,10 +214,15 @@ class SignalingServer:
     async def _handle(self, websocket: ServerConnection) -> None:
         conn = ConnectionId(next(self._ids))
         self._connections[conn] = websocket
+        outbox: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
+        self._outboxes[conn] = outbox
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write(websocket, outbox), name=f"writer-{conn}")
         self.log.info("connection", conn=conn, state="opened")
         self.switchboard.connect(conn, self.now())
+        self._flush()  # arms the registration timer
         who = f"conn-{conn}"  # until it registers; kept after it is replaced, for the log
-        heartbeat = asyncio.get_running_loop().create_task(
+        heartbeat = loop.create_task(
             keep_alive(
                 websocket,
                 interval=self.heartbeat_interval,
@@ -244,18 +251,26 @@ class SignalingServer:
                         call_id=getattr(message, "call_id", None),
                     )
                     self.switchboard.receive(conn, message, self.now())
-                await self._flush()
+                self._flush()
                 who = self.switchboard.name_of(conn) or who
+                if self.switchboard.is_closing(conn):
+                    # Read no more from it; let its writer deliver what it is owed, the
+                    # close frame last, for as long as a close handshake may take.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(writer), self.heartbeat_timeout)
+                    break
         except ConnectionClosed:
             pass  # an abrupt close or a heartbeat timeout: the same for the switchboard
         finally:
             heartbeat.cancel()
+            writer.cancel()
             del self._connections[conn]
+            del self._outboxes[conn]
             # A crashed process does not notice its sockets closing.
             if not self._crashed:
-                await self._lost(conn, websocket, who)
+                self._lost(conn, websocket, who)
 
-    async def _lost(self, conn: ConnectionId, websocket: ServerConnection, who: str) -> None:
+    def _lost(self, conn: ConnectionId, websocket: ServerConnection, who: str) -> None:
         self.switchboard.disconnect(conn, self.now())
         # Clean means a closing handshake took place (whatever the code, 4001 included);
         # lost means the socket just ended: reset, aborted by the heartbeat, or crashed.
@@ -268,12 +283,17 @@ class SignalingServer:
             state="closed" if clean else "lost",
             code=websocket.close_code,
         )
-        await self._flush()
+        self._flush()
 
     # --- Driving the switchboard ---------------------------------------------------------------
 
-    async def _flush(self) -> None:
-        """Carries out everything the switchboard decided, in order."""
+    def _flush(self) -> None:
+        """Carries out everything the switchboard decided, in order, without waiting.
+
+        Frames go into each connection's own outbox, written by its own task: a peer that
+        reads slowly (or not at all) delays nobody but itself, and one whose outbox
+        overflows is cut off.
+        """
         sb = self.switchboard
         # Write-ahead: what a phone is about to be told is on disk before it is sent.
         self.store.apply(sb.changes_to_keep())
@@ -281,19 +301,17 @@ class SignalingServer:
             self.log.info("transition", **transition.as_event())
         for record in sb.records_received():
             self.log.info("cdr", **record.as_event())
-        # One writer at a time, so frames leave in the order the switchboard queued them.
-        async with self._send_lock:
-            for conn, message in sb.messages_to_send():
-                await self._send(conn, message)
-            for conn, code, reason in sb.connections_to_close():
-                websocket = self._connections.get(conn)
-                if websocket is not None:
-                    await websocket.close(code, reason)
+        for conn, message in sb.messages_to_send():
+            self._queue(conn, message)
+        for conn, code, reason in sb.connections_to_close():
+            outbox = self._outboxes.get(conn)
+            if outbox is not None:
+                outbox.put_nowait((code, reason))  # after the frames already queued
         self._arm_timer()
 
-    async def _send(self, conn: ConnectionId, message: ServerMessage) -> None:
-        websocket = self._connections.get(conn)
-        if websocket is None:
+    def _queue(self, conn: ConnectionId, message: ServerMessage) -> None:
+        outbox = self._outboxes.get(conn)
+        if outbox is None:
             return  # gone meanwhile; the switchboard hears of it from that handler
         self.log.info(
             "frame",
@@ -302,9 +320,27 @@ class SignalingServer:
             type=message_type(message),
             call_id=getattr(message, "call_id", None),
         )
+        if outbox.qsize() >= MAX_QUEUED_FRAMES:
+            # It has stopped reading: what it is owed will never arrive in time anyway.
+            self.log.info("connection", conn=conn, state="too_slow", queued=outbox.qsize())
+            self._connections[conn].transport.abort()
+            return
+        outbox.put_nowait(serialize_message(message))
+
+    @staticmethod
+    async def _write(
+        websocket: ServerConnection, outbox: asyncio.Queue[str | tuple[int, str]]
+    ) -> None:
+        """Writes one connection's frames in order; a queued close ends it."""
         # If it closed meanwhile, its handler reports the disconnect to the switchboard.
         with contextlib.suppress(ConnectionClosed):
-            await websocket.send(serialize_message(message))
+            while True:
+                item = await outbox.get()
+                if isinstance(item, str):
+                    await websocket.send(item)
+                else:
+                    await websocket.close(*item)
+                    return
 
     def _arm_timer(self) -> None:
         wakeup = self.switchboard.next_wakeup()
@@ -320,10 +356,7 @@ class SignalingServer:
     def _on_timer(self) -> None:
         self._timer = None
         self.switchboard.wake(self.now())
-        # A timer callback cannot await; the flush runs as a task, in order with the rest.
-        task = asyncio.get_running_loop().create_task(self._flush())
-        self._tasks.add(task)  # the loop keeps only a weak reference to tasks
-        task.add_done_callback(self._tasks.discard)
+        self._flush()
 
     def _loop_time(self, at: float) -> float:
         """Converts a scenario-clock time to the loop's clock."""

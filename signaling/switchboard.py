@@ -172,6 +172,8 @@ class _Connection:
     refilled_at: float
     register_by: float | None
     errors: list[float] = field(default_factory=list)
+    closing: bool = False
+    """The switchboard asked for it to be closed: its frames are no longer read."""
 
 
 @dataclass(slots=True)
@@ -299,7 +301,7 @@ class Switchboard:
         Call :meth:`messages_to_send` (and the other drains) immediately after.
         """
         self._now = now  # every error reply to this frame counts as a refusal at this time
-        if not self._within_rate(conn, now):
+        if self.is_closing(conn) or not self._within_rate(conn, now):
             return
         if isinstance(message, Register):
             self._on_register(conn, message, now)
@@ -335,7 +337,7 @@ class Switchboard:
 
     def receive_invalid(self, conn: ConnectionId, error: InvalidMessage, now: float) -> None:
         """Handles a frame that did not parse: the sender is told why; nothing else changes."""
-        if self._within_rate(conn, now):
+        if not self.is_closing(conn) and self._within_rate(conn, now):
             self._error(conn, error.code, error.message, error.call_id, now=now)
 
     def disconnect(self, conn: ConnectionId, now: float) -> None:
@@ -366,7 +368,7 @@ class Switchboard:
         for conn, state in self._connections.items():
             if state.register_by is not None and state.register_by <= now:
                 state.register_by = None
-                self._to_close.append((conn, *CLOSE_REGISTER_TIMEOUT))
+                self._close(conn, CLOSE_REGISTER_TIMEOUT)
         for sc in list(self._calls.values()):
             if sc.timer is not None and sc.timer[0] <= now:
                 self._end(sc, sc.timer[1], now, by=None)
@@ -415,6 +417,11 @@ class Switchboard:
         return min(deadlines, default=None)
 
     # --- Introspection ---------------------------------------------------------------------
+
+    def is_closing(self, conn: ConnectionId) -> bool:
+        """Whether the switchboard asked for ``conn`` to be closed (its frames are ignored)."""
+        state = self._connections.get(conn)
+        return state is not None and state.closing
 
     def name_of(self, conn: ConnectionId) -> str | None:
         """The name a connection registered, if it did."""
@@ -724,8 +731,14 @@ class Switchboard:
         # them is cut off, and nobody else notices.
         state.errors = [t for t in state.errors if t > now - self.limits.error_window]
         state.errors.append(now)
-        if len(state.errors) == self.limits.max_errors:
-            self._to_close.append((conn, *CLOSE_ABUSE))
+        if len(state.errors) >= self.limits.max_errors:
+            self._close(conn, CLOSE_ABUSE)
+
+    def _close(self, conn: ConnectionId, close: tuple[int, str]) -> None:
+        state = self._connections.get(conn)
+        if state is not None and not state.closing:
+            state.closing = True
+            self._to_close.append((conn, *close))
 
     def _within_rate(self, conn: ConnectionId, now: float) -> bool:
         """Spends a token of the connection's budget; refuses the frame if there is none."""
