@@ -175,6 +175,8 @@ class Observation:
     logs: dict[str, list[LogEntry]] = field(default_factory=dict)
     records: list[CallRecord] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    violated: list[str] = field(default_factory=list)
+    """The names of the invariants that did not hold (each once, in pipeline order)."""
 
     def entry_of(self, phone: str, call_id: str) -> CallSummary | None:
         """``phone``'s summary of ``call_id``, if it knows that call."""
@@ -288,6 +290,21 @@ def notices_stop_once_acknowledged(obs: Observation) -> None:
             obs.violations.append(f"{phone}: call {call_id} is logged more than once")
 
 
+_BUSY_SCREENS = frozenset({"calling", "ringing", "incoming", "in_call", "reconnecting"})
+
+
+def screens_come_to_rest(obs: Observation) -> None:
+    """Invariant (liveness): once every call is over, no screen still shows one."""
+    last: dict[str, str] = {}
+    for e in obs.events:
+        if e.get("event") == "screen":
+            last[e["who"]] = e["screen"]
+    for phone in obs.phones:
+        live = any(s.end_cause is None for s in obs.summaries.get(phone, []))
+        if not live and last.get(phone) in _BUSY_SCREENS:
+            obs.violations.append(f"{phone}: screen stuck at {last[phone]} with no call")
+
+
 OBSERVERS: tuple[Observer, ...] = (
     build_call_logs,
     build_records,
@@ -295,6 +312,7 @@ OBSERVERS: tuple[Observer, ...] = (
     both_ends_agree_on_the_answer,
     blocks_stay_private,
     notices_stop_once_acknowledged,
+    screens_come_to_rest,
 )
 """The pipeline every run goes through, in order."""
 
@@ -308,5 +326,8 @@ def observe(
     """Runs the observer pipeline over one run's events."""
     obs = Observation(profile=profile, phones=phones, events=events)
     for observer in observers:
+        before = len(obs.violations)
         observer(obs)
+        if len(obs.violations) > before:
+            obs.violated.append(observer.__name__)
     return obs

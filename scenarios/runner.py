@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -37,6 +37,7 @@ from scenarios.expectations import compare_logs
 from scenarios.model import Action, Event, EventKind, PhoneSpec, Scenario, Step, Verb
 from scenarios.observers import EventStream, LogEntry, observe
 from scenarios.profiles import Profile, Timers, load_profile
+from signaling.messages import Error
 from signaling.server import DEFAULT_HOST, SignalingServer
 from signaling.switchboard import Switchboard, SwitchboardSettings
 
@@ -44,6 +45,7 @@ from signaling.switchboard import Switchboard, SwitchboardSettings
 __all__ = [
     "SETTLE_LIMIT",
     "ScenarioResult",
+    "judge",
     "new_phone_client",
     "profiles_to_run",
     "run_scenario",
@@ -77,6 +79,10 @@ class ScenarioResult:
     profile: str
     seed: int
     failures: list[str] = field(default_factory=list)
+    violated: list[str] = field(default_factory=list)
+    """The names of the checks that failed: invariants (e.g. ``blocks_stay_private``),
+    ``settles`` (calls still in progress long after the last step), ``expectations``,
+    ``steps`` (a step that could not be played), ``errors`` (an error frame to a phone)."""
     logs: dict[str, list[LogEntry]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     virtual_seconds: float = 0.0
@@ -245,7 +251,8 @@ class _Run:
         self.origin = self.loop.time()
         self.stream = EventStream(self.now)
         self.log = _make_logger(self.stream, log_file)
-        self.failures: list[str] = []
+        self.failures: list[tuple[str, str]] = []
+        """``(check name, text)`` of what went wrong while playing."""
         self.switchboard = Switchboard(switchboard_settings(self.timers, profile))
         self.server: SignalingServer | None = None
         self.clients: dict[str, PhoneClient] = {}
@@ -256,7 +263,7 @@ class _Run:
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
-        self.failures.append(f"internal error at {self.now():.3f}s: {detail}")
+        self.failures.append(("internal", f"internal error at {self.now():.3f}s: {detail}"))
         self.log.error("internal_error", message=str(detail))
 
     def now(self) -> float:
@@ -430,15 +437,18 @@ class _Run:
                     if c.phone.active_call is not None
                 ]
                 self.failures.append(
-                    f"did not settle within {SETTLE_LIMIT:.0f}s after the last step: "
-                    f"calls in progress on {', '.join(busy) or 'the server'}"
+                    (
+                        "settles",
+                        f"did not settle within {SETTLE_LIMIT:.0f}s after the last step: "
+                        f"calls in progress on {', '.join(busy) or 'the server'}",
+                    )
                 )
                 return
             await asyncio.sleep(_POLL)
 
     def _fail(self, step: Step, message: str) -> None:
         self.failures.append(
-            f"step {step.index + 1} (line {step.line}, '{step.action.text}'): {message}"
+            ("steps", f"step {step.index + 1} (line {step.line}, '{step.action.text}'): {message}")
         )
 
     async def shut_down(self) -> None:
@@ -448,24 +458,65 @@ class _Run:
             await self.server.close()
 
     def result(self) -> ScenarioResult:
-        names = list(self.scenario.phones)
-        obs = observe(self.stream.events, names, self.profile)
-        failures = [*self.failures, *obs.violations]
-        for client in self.clients.values():
-            for error in client.phone.errors:
-                failures.append(f"{client.name} was sent an error: {error.code}: {error.message}")
-        expected = self.scenario.expectations_for(self.profile.name)
-        if expected is not None:
-            failures.extend(compare_logs(expected, obs.logs))
-        return ScenarioResult(
-            scenario=self.scenario,
-            profile=self.profile.name,
-            seed=self.seed,
-            failures=failures,
-            logs=obs.logs,
-            events=list(self.stream.events),
+        return judge(
+            self.scenario,
+            self.profile,
+            self.seed,
+            list(self.stream.events),
+            run_failures=self.failures,
+            phone_errors={c.name: c.phone.errors for c in self.clients.values()},
             virtual_seconds=self.now(),
         )
+
+
+def judge(
+    scenario: Scenario,
+    profile: Profile,
+    seed: int,
+    events: list[dict[str, Any]],
+    *,
+    run_failures: Sequence[tuple[str, str]],
+    phone_errors: Mapping[str, Sequence[Error]],
+    virtual_seconds: float,
+) -> ScenarioResult:
+    """Judges one run from its event stream, whichever engine played it.
+
+    Args:
+        scenario: The scenario.
+        profile: The profile it ran under.
+        seed: Its seed.
+        events: The whole event stream.
+        run_failures: ``(check name, text)`` for what went wrong while playing
+            (``steps``, ``settles``, ``internal``).
+        phone_errors: The error frames each phone received.
+        virtual_seconds: Scenario time covered.
+    """
+    obs = observe(events, list(scenario.phones), profile)
+    failures = [text for _, text in run_failures]
+    violated = list(dict.fromkeys(name for name, _ in run_failures))
+    failures.extend(obs.violations)
+    violated.extend(obs.violated)
+    for name, errors in phone_errors.items():
+        for error in errors:
+            failures.append(f"{name} was sent an error: {error.code}: {error.message}")
+    if any(phone_errors.values()):
+        violated.append("errors")
+    expected = scenario.expectations_for(profile.name)
+    if expected is not None:
+        mismatches = compare_logs(expected, obs.logs)
+        failures.extend(mismatches)
+        if mismatches:
+            violated.append("expectations")
+    return ScenarioResult(
+        scenario=scenario,
+        profile=profile.name,
+        seed=seed,
+        failures=failures,
+        violated=violated,
+        logs=obs.logs,
+        events=events,
+        virtual_seconds=virtual_seconds,
+    )
 
 
 def _matcher(event: Event) -> Callable[[dict[str, Any]], bool]:
