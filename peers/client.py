@@ -344,11 +344,14 @@ class PhoneClient:
         wakeup = self.phone.next_wakeup()
         if wakeup is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(loop.time() + (wakeup - self.now()), self._on_timer)
+            self._timer = loop.call_at(loop.time() + (wakeup - self.now()), self._on_timer, wakeup)
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, wakeup: float) -> None:
         self._timer = None
-        self.phone.wake(self.now())
+        # The loop's clock is rounded (to the microsecond under virtual time), so it can
+        # fire a hair before the deadline it was set for; the deadline has come all the
+        # same, or the phone would find nothing due and be woken again forever.
+        self.phone.wake(max(self.now(), wakeup))
         self._spawn(self._flush())
 
     def _spawn(self, coro: Any) -> None:

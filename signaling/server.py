@@ -351,11 +351,14 @@ class SignalingServer:
             self._timer = None
         if wakeup is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(self._loop_time(wakeup), self._on_timer)
+            self._timer = loop.call_at(self._loop_time(wakeup), self._on_timer, wakeup)
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, wakeup: float) -> None:
         self._timer = None
-        self.switchboard.wake(self.now())
+        # The loop's clock is rounded (to the microsecond under virtual time), so it can
+        # fire a hair before the deadline it was set for; the deadline has come all the
+        # same, or the switchboard would find nothing due and be woken again forever.
+        self.switchboard.wake(max(self.now(), wakeup))
         self._flush()
 
     def _loop_time(self, at: float) -> float:
