@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Literal, NoReturn
@@ -99,6 +100,12 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write JUnit XML: one test case per scenario and profile.",
 )
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Skip a step that cannot be done (answering with nothing ringing) instead of "
+    "failing: how exploration plays, for its reproducers.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print each scenario's timeline.")
 def run(
     paths: tuple[Path, ...],
@@ -109,6 +116,7 @@ def run(
     log_path: Path | None,
     report_dir: Path | None,
     junit_path: Path | None,
+    lenient: bool,
     verbose: bool,
 ) -> None:
     """Run scenario files (or folders of them) in virtual time and judge both ends' logs."""
@@ -132,7 +140,9 @@ def run(
             for scenario, names in plan:
                 for name in names:
                     progress.running(f"{scenario.name} [{name}]")
-                    result = run_scenario(scenario, seed=seed, profile=name, log_file=log_file)
+                    result = run_scenario(
+                        scenario, seed=seed, profile=name, log_file=log_file, lenient=lenient
+                    )
                     results.append(result)
                     progress.finished()
                     if output == "text":
@@ -414,6 +424,72 @@ def serve(
             asyncio.run(serve_forever())
     finally:
         store.close()
+
+
+@main.command()
+@click.option(
+    "--seed", default=0, show_default=True, help="The same seed explores the same scenarios."
+)
+@click.option("--count", default=1000, show_default=True, help="How many scenarios to generate.")
+@click.option(
+    "--engine",
+    type=click.Choice(["sim", "real"]),
+    default="sim",
+    show_default=True,
+    help="sim: the in-memory simulator (fast); real: the websockets server and phones.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(profile_names()),
+    help="Every scenario under this profile (default: a random one each).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("explore-findings"),
+    show_default=True,
+    help="Where the shrunk reproducers are written.",
+)
+def explore(seed: int, count: int, engine: str, profile: str | None, out_dir: Path) -> None:
+    """Play random scenarios, check every invariant on both ends, shrink what fails.
+
+    Exit 0 when every scenario held, 1 when one failed (its shrunk reproducer is in --out).
+    """
+    from scenarios import exploration  # the generator and simulator load only when needed
+
+    if count < 1:
+        _bad_input("--count must be at least 1")
+    chosen: exploration.Engine = "real" if engine == "real" else "sim"
+    started = time.perf_counter()
+    with _Progress(total=count) as bar:
+        bar.running(f"exploring ({engine} engine)")
+        report = exploration.explore(
+            seed=seed,
+            count=count,
+            engine=chosen,
+            profile=profile,
+            progress=lambda index, result: bar.finished(),
+        )
+    elapsed = time.perf_counter() - started
+    rate = report.scenarios / elapsed if elapsed > 0 else float("inf")
+    click.echo(
+        f"{report.scenarios} scenarios ({engine} engine, seed {seed}) in {elapsed:.1f}s: "
+        f"{rate:,.0f} scenarios/s, {report.virtual_seconds:,.0f}s of scenario time"
+    )
+    outcomes = ", ".join(f"{label} {n}" for label, n in report.outcomes.most_common())
+    click.echo(f"outcomes seen: {outcomes or 'none'}")
+    if not report.findings:
+        click.echo(click.style("no invariant violated", fg="green"))
+        sys.exit(0)
+    violations = ", ".join(f"{check} {n}" for check, n in report.violations.most_common())
+    click.echo(click.style(f"violations: {violations}", fg="red"))
+    for finding in report.findings:
+        path = exploration.write_reproducer(finding, out_dir, engine=chosen)
+        steps = len((finding.shrunk or finding.scenario).steps)
+        click.echo(f"  {finding.check}: {finding.failure}")
+        click.echo(f"    shrunk to {steps} steps in {finding.runs} runs: {path}")
+    sys.exit(EXIT_FAILED)
 
 
 @main.command()
