@@ -10,9 +10,12 @@ a phone's log never reads the server's private truth.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
+
+import structlog
 
 from scenarios.profiles import Profile
 from signaling.calls import CallState, CallSummary, Cause, Transition, summarize
@@ -26,6 +29,7 @@ __all__ = [
     "Observation",
     "Observer",
     "call_logs",
+    "event_logger",
     "label_entries",
     "observe",
 ]
@@ -73,6 +77,37 @@ class EventStream:
     def transitions(self) -> list[Transition]:
         """Every recorded call transition, in order."""
         return [Transition.from_event(e) for e in self.events if e.get("event") == "transition"]
+
+
+class _JsonLines:
+    """The end of a run's structlog chain: one JSON object per line, or nowhere."""
+
+    def __init__(self, sink: IO[str] | None) -> None:
+        self.sink = sink
+
+    def msg(self, line: str) -> None:
+        if self.sink is not None:
+            self.sink.write(line + "\n")
+
+    info = debug = warning = error = msg
+
+
+def event_logger(stream: EventStream, sink: IO[str] | None = None) -> Any:
+    """A structlog logger whose every INFO-and-up event goes into ``stream``.
+
+    Each event is also written to ``sink`` as a JSON line (the ``--log`` file), if given.
+    The one logger every component of a run (server, phones, links) is handed.
+    """
+    return structlog.wrap_logger(
+        _JsonLines(sink),
+        processors=[
+            structlog.processors.add_log_level,
+            stream,
+            structlog.processors.JSONRenderer(default=str, sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=False,
+    )
 
 
 def call_logs(

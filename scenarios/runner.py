@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import looptime
-import structlog
 
 from peers.client import PhoneClient
 from peers.link import Link
 from peers.phone import Phone, PhoneError
 from scenarios.expectations import compare_logs
 from scenarios.model import Action, Event, EventKind, PhoneSpec, Scenario, Step, Verb
-from scenarios.observers import EventStream, LogEntry, observe
+from scenarios.observers import EventStream, LogEntry, event_logger, observe
 from scenarios.profiles import Profile, Timers, load_profile
 from signaling.messages import Error, ErrorCode
 from signaling.server import DEFAULT_HOST, SignalingServer
@@ -263,7 +262,7 @@ class _Run:
         self.loop = asyncio.get_running_loop()
         self.origin = self.loop.time()
         self.stream = EventStream(self.now)
-        self.log = _make_logger(self.stream, log_file)
+        self.log = event_logger(self.stream, log_file)
         self.failures: list[tuple[str, str]] = []
         """``(check name, text)`` of what went wrong while playing."""
         self.switchboard = Switchboard(switchboard_settings(self.timers, profile))
@@ -576,29 +575,3 @@ def _matcher(event: Event) -> Callable[[dict[str, Any]], bool]:
         case EventKind.CALL_ENDS:
             return lambda e: is_transition_of(e) and e["to"] == "ended" and e["from"] != "new"
     raise AssertionError(f"unhandled event kind {event.kind}")
-
-
-class _JsonLines:
-    """The end of a run's structlog chain: one JSON object per line, or nowhere."""
-
-    def __init__(self, sink: IO[str] | None) -> None:
-        self.sink = sink
-
-    def msg(self, line: str) -> None:
-        if self.sink is not None:
-            self.sink.write(line + "\n")
-
-    info = debug = warning = error = msg
-
-
-def _make_logger(stream: EventStream, sink: IO[str] | None) -> Any:
-    return structlog.wrap_logger(
-        _JsonLines(sink),
-        processors=[
-            structlog.processors.add_log_level,
-            stream,
-            structlog.processors.JSONRenderer(default=str, sort_keys=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(20),  # INFO and up
-        cache_logger_on_first_use=False,
-    )

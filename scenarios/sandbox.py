@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import IO, Any, Literal, Self, TypeAlias
-
-import structlog
 
 from peers.client import PhoneClient
 from peers.link import Link
@@ -49,7 +46,7 @@ from peers.phone import Phone, PhoneError, Screen
 from scenarios.durations import parse_duration
 from scenarios.expectations import compare_logs
 from scenarios.model import DEFAULT_PROFILE, DIRECTIONS, KINDS, ExpectedEntry, PhoneSpec
-from scenarios.observers import EventStream, LogEntry, Observation, observe
+from scenarios.observers import EventStream, LogEntry, Observation, event_logger, observe
 from scenarios.profiles import Profile, Timers, load_profile
 from scenarios.runner import new_phone_client, switchboard_settings
 from signaling.messages import NAME_PATTERN
@@ -185,7 +182,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._origin = loop.time()
-        self._logger = _make_logger(self.stream, self._log_file)
+        self._logger = event_logger(self.stream, self._log_file)
         self._switchboard = Switchboard(switchboard_settings(self.timers, self.profile))
         # An exception in a callback or a task would only be printed, and the test would go
         # on to a plausible but wrong result: it is recorded, and fails the sandbox's exit.
@@ -774,32 +771,6 @@ def _matcher(
         return predicate is None or predicate(event)
 
     return match
-
-
-class _Sink:
-    """The end of the sandbox's structlog chain: JSON lines to a file, or nowhere."""
-
-    def __init__(self, sink: IO[str] | None) -> None:
-        self.sink = sink
-
-    def msg(self, line: str) -> None:
-        if self.sink is not None:
-            self.sink.write(line + "\n")
-
-    info = debug = warning = error = msg
-
-
-def _make_logger(stream: EventStream, sink: IO[str] | None) -> Any:
-    return structlog.wrap_logger(
-        _Sink(sink),
-        processors=[
-            structlog.processors.add_log_level,
-            stream,
-            structlog.processors.JSONRenderer(default=str, sort_keys=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        cache_logger_on_first_use=False,
-    )
 
 
 _NOT_STARTED = "the sandbox is not running: use `async with Sandbox() as sb:` (or await sb.start())"

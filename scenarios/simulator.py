@@ -49,7 +49,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from peers.client import RECONNECT_DELAYS
-from peers.phone import Phone, PhoneError
+from peers.phone import Phone, PhoneError, Screen
 from scenarios.model import Event, EventKind, Scenario, Step, Verb
 from scenarios.profiles import Profile, Timers, load_profile
 from scenarios.runner import SETTLE_LIMIT, ScenarioResult, judge, switchboard_settings
@@ -96,6 +96,8 @@ _CALL: Final = 8
 """A call step: aiortc makes the offer before the phone places the call."""
 _ANSWER: Final = 6
 """An answer step: aiortc makes the answer before the phone answers."""
+_CLOSE_MEDIA: Final = 4
+"""A call or answer the phone refused after all: aiortc's peer connection is closed."""
 _ATTEMPT_TO_TCP: Final = 2
 """From the client loop's top to the TCP connect (refused when nobody listens)."""
 _ATTEMPT_TO_OPEN: Final = 12
@@ -783,7 +785,8 @@ class _World:
         try:
             client.phone.place_call(target, kind, OFFER_SDP, self.now)
         except PhoneError as exc:
-            self._skip(position, exc)
+            # Too late: the peer connection made for the offer is closed before it says so.
+            self.soon(_CLOSE_MEDIA, self._skip, position, exc)
             return
         self._phone_flush(client)
         self._top(position + 1)
@@ -792,7 +795,7 @@ class _World:
         try:
             client.phone.answer(ANSWER_SDP, self.now)
         except PhoneError as exc:
-            self._skip(position, exc)
+            self.soon(_CLOSE_MEDIA, self._skip, position, exc)
             return
         self._phone_flush(client)
         self._top(position + 1)
@@ -804,7 +807,13 @@ class _World:
             return False
         for client in self.clients.values():
             phone = client.phone
-            if phone.active_call is not None or phone.next_wakeup() is not None:
+            # The screen is recomputed after every input: idle or "call ended" means no call
+            # in progress (cheaper to read than ``active_call``); off needs the long way.
+            screen = phone.screen
+            if screen is not Screen.IDLE and screen is not Screen.ENDED:
+                if screen is not Screen.OFF or phone.active_call is not None:
+                    return False
+            if phone.next_wakeup() is not None:
                 return False
             if client.signal and phone.wants_connection:
                 if not phone.registered:

@@ -451,7 +451,7 @@ def test_labels_for_one_profile() -> None:
     assert invoke("labels", "--profile", "nosuchapp").exit_code == 2
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])  # rejected
 def test_serve_refuses_a_host_other_than_loopback(
     monkeypatch: pytest.MonkeyPatch, host: str
 ) -> None:
