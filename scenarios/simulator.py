@@ -2,41 +2,50 @@
 
 :func:`simulate` plays a scenario like :func:`scenarios.runner.run_scenario` and returns the
 same :class:`~scenarios.runner.ScenarioResult`, judged by the same
-:func:`~scenarios.runner.judge`, but without asyncio, sockets or aiortc (SDP is a fixed
+:func:`~scenarios.runner.judge`, but without an event loop, sockets or aiortc (SDP is a fixed
 valid string). The switchboard, the call machine and the phone logic are the real ones; only
-their drivers (``signaling.server``, ``peers.client``, ``peers.link`` and the runner) are
-modelled, closely enough that both engines give identical call logs on every phone.
+their drivers (``signaling.server``, ``signaling.heartbeat``, ``peers.client``,
+``peers.link`` and the runner) are modelled, closely enough that both engines give the same
+call logs on every phone, the same failures and the same call ids for the same seed.
 
-Time is the virtual clock of the real engine: integer microseconds, as ``looptime`` keeps it.
-The real engine does many things at one instant (a frame goes phone → link → server → link →
-phone in zero virtual time), and the order of those things decides races: a ``when`` step
-with no ``after`` acts while the frames its event caused are still in flight. So every
-instant is divided into *iterations* of the real event loop, and each driver step costs the
-iterations it costs there (measured on the real engine): a phone's frame reaches the
-switchboard 3 iterations after the phone sent it, a server frame reaches the phone 4
-iterations after the switchboard queued it, a ``when`` step acts 4 iterations after its
-event, and so on (the ``_…`` constants below). Everything is kept in one priority queue
-ordered by (time, iteration, insertion order).
+Time is the real engine's virtual clock: integer microseconds, as ``looptime`` keeps it, and
+timers fire where looptime's rounding puts them. The real engine does many things at one
+instant (a frame goes phone → link → server → link → phone in zero virtual time), and their
+order decides races: a ``when`` step with no ``after`` acts while the frames its event caused
+are still in flight. So every instant is divided into the *iterations* of the real event loop,
+and each driver step costs the iterations it costs there (measured on the real engine): a
+phone's frame reaches the switchboard 3 iterations after the phone sent it, a server frame
+reaches the phone 4 after the switchboard queued it, a ``when`` step acts 4 after its event,
+a call is placed 8 after its step (aiortc makes the offer first), and so on (the ``_…``
+constants below). Within an iteration, callbacks run in asyncio's order: what the previous
+iteration scheduled, then I/O, then timers. Everything is one priority queue ordered by
+(time, iteration, rank in the iteration, insertion order).
 
 What is modelled, driver by driver:
 
-- **server** (``signaling.server``): connections opened, frames fed to the switchboard and
-  its outputs carried out after each input, the switchboard's one timer; a clean restart
-  closes every connection (waiting up to websockets' close timeout for a black-holed one) and
-  starts a successor on the same switchboard; a crash resets every socket and starts a new
-  switchboard from the store, then ``recover(now)``. The old server of a clean restart keeps
-  the timer its closing connections armed, as the real one does.
-- **heartbeat** (``signaling.heartbeat``): pings every interval from the connection's
-  opening on both ends; a black-holed connection is found dead by both at the first ping at
-  or after the black hole, plus the pong timeout.
-- **client** (``peers.client``): reconnects at once after a dropped connection, backs off
-  0.5/1/2/4/8 s after failed attempts (as when the server is down during a restart), waits
-  while switched off, offline or without signal; its timer is the phone's.
-- **link** (``peers.link``): a black hole keeps the connection open and passes nothing;
-  regained signal resets black-holed connections (both ends see it at once); power off
-  resets every connection; airplane mode closes cleanly (and, on a black-holed connection,
-  gives up after the close timeout).
-- **runner**: the same steps, ``when`` waits, settling rule, failures and seeded ids.
+- **server**: connections opened, each frame fed to the switchboard and its outputs carried
+  out at once, one timer. A clean restart stops listening, closes every connection with a
+  close frame (waiting up to websockets' 10 s close timeout for a black-holed one) and then
+  starts a successor on the same switchboard; nothing written after a close frame gets
+  through. A crash resets every socket and starts a new switchboard from the store, then
+  ``recover(now)``. The old server of a clean restart keeps the timer its closing
+  connections armed, as the real one does; at equal deadlines its timer runs after the
+  serving one's (the real engine's order there is asyncio's heap order, which no model can
+  follow).
+- **heartbeat**: pings every interval from the connection's opening on both ends; a
+  black-holed connection is found dead by both ends at the first ping at or after the black
+  hole (one at the same instant is lost with it) plus the pong timeout.
+- **client**: reconnects at once after a dropped connection; after a failed attempt (the
+  server not listening during a restart, a handshake that never completes) backs off
+  0.5/1/2/4/8 s; waits while switched off, offline or without signal. A restart therefore
+  costs every connected phone one refused attempt and half a second.
+- **link**: a black hole keeps the connection open and passes nothing; regained signal
+  resets black-holed connections and power off resets all (both ends notice at once; what
+  crossed the link before still arrives); airplane mode closes cleanly, and on a black-holed
+  connection the client gives up after its close timeout.
+- **runner**: the same step semantics (``at``, ``when`` armed before the previous step
+  acts, ``after``), lenient skips, the same ``quiet`` rule and polls while waiting or
+  settling, :data:`~scenarios.runner.SETTLE_LIMIT`, and the same seeded tokens and call ids.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from peers.client import RECONNECT_DELAYS
-from peers.phone import Phone, PhoneError, Screen
+from peers.phone import Phone, PhoneError
 from scenarios.model import Event, EventKind, Scenario, Step, Verb
 from scenarios.profiles import Profile, Timers, load_profile
 from scenarios.runner import SETTLE_LIMIT, ScenarioResult, judge, switchboard_settings
@@ -392,8 +401,6 @@ class _World:
         self._unstored: list[list[Change]] = []
         settings = switchboard_settings(timers, profile)
         self.server = _Server(Switchboard(settings))
-        self.servers = [self.server]
-        """Every incarnation: an old one's timer may still drive its switchboard."""
         self.clients: dict[str, _Client] = {}
         # The runner.
         self.pending: tuple[EventKind, str] | None = None
@@ -807,13 +814,7 @@ class _World:
             return False
         for client in self.clients.values():
             phone = client.phone
-            # The screen is recomputed after every input: idle or "call ended" means no call
-            # in progress (cheaper to read than ``active_call``); off needs the long way.
-            screen = phone.screen
-            if screen is not Screen.IDLE and screen is not Screen.ENDED:
-                if screen is not Screen.OFF or phone.active_call is not None:
-                    return False
-            if phone.next_wakeup() is not None:
+            if phone.active_call is not None or phone.next_wakeup() is not None:
                 return False
             if client.signal and phone.wants_connection:
                 if not phone.registered:
@@ -1299,9 +1300,7 @@ class _World:
 
     def _restarting(self, sb: Switchboard) -> None:
         self.emit("server", {"state": "restarting"})
-        successor = _Server(sb)
-        self.servers.append(successor)
-        self.soon(_RESTART_LISTEN - _RESTART_LOG, self._listening, successor)
+        self.soon(_RESTART_LISTEN - _RESTART_LOG, self._listening, _Server(sb))
 
     def _listening(self, server: _Server) -> None:
         server.listening = True
@@ -1334,10 +1333,8 @@ class _World:
         sb = Switchboard(old.sb.settings, limits=old.sb.limits, durable=store.load())
         sb.recover(self.now)
         self.emit("server", {"state": "crashed"})
-        successor = _Server(sb)
-        self.servers.append(successor)
         self.restart_position = position
-        self.soon(_CRASH_LISTEN, self._crash_listening, successor)
+        self.soon(_CRASH_LISTEN, self._crash_listening, _Server(sb))
 
     def _crash_listening(self, server: _Server) -> None:
         server.listening = True
