@@ -159,8 +159,12 @@ _LATE: Final = 1 << 48
 _INFO: Final = "info"
 
 Ev = dict[str, Any]
-_Pending = tuple[int, int, int, int, Callable[..., None], tuple[Any, ...]]
-"""(time, iteration, rank, insertion number, callback, arguments): see :meth:`_World.soon`."""
+_Pending = tuple[int, int, int, float, int, Callable[..., None], tuple[Any, ...]]
+"""(time, iteration, rank, timer deadline, insertion number, callback, arguments).
+
+Timers due at one tick run in the order of their deadlines as the loop's clock holds them
+(asyncio's heap), then in the order they were set; other callbacks have deadline 0.
+"""
 
 # Ranks: where a callback stands in its iteration, as asyncio's ``_run_once`` orders its
 # ready queue: first what the previous iteration scheduled (by its ready callbacks, then
@@ -320,14 +324,14 @@ class _Server:
         "retired",
         "sb",
         "timer_gen",
-        "timer_us",
+        "timer_when",
     )
 
     def __init__(self, sb: Switchboard) -> None:
         self.sb = sb
         self.conns: dict[ConnectionId, _Conn] = {}
         self.next_cid = 1
-        self.timer_us: int | None = None
+        self.timer_when: float | None = None
         self.timer_gen = 0
         self.listening = False
         self.crashed = False
@@ -433,20 +437,29 @@ class _World:
         """
         self._seq += 1
         rank = _FOLLOWS[self.rank] if iterations == 1 else _BY_TASK
-        heapq.heappush(self._queue, (self.t, self.it + iterations, rank, self._seq, fn, args))
+        heapq.heappush(self._queue, (self.t, self.it + iterations, rank, 0.0, self._seq, fn, args))
 
     def deliver(self, iterations: int, fn: Callable[..., None], *args: Any) -> None:
         """Like :meth:`soon`, for a chain whose last hop is woken by I/O (a frame read)."""
         self._seq += 1
-        heapq.heappush(self._queue, (self.t, self.it + iterations, _BY_IO, self._seq, fn, args))
+        heapq.heappush(
+            self._queue, (self.t, self.it + iterations, _BY_IO, 0.0, self._seq, fn, args)
+        )
 
     def at(self, when_us: int, fn: Callable[..., None], *args: Any) -> None:
         """Runs ``fn(*args)`` as a timer at ``when_us`` (the next iteration if it is due)."""
+        self.timer(when_us, when_us / _US, 0, fn, *args)
+
+    def timer(
+        self, when_us: int, when: float, late: int, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """A timer set for ``when`` on the loop's clock, which reaches it at ``when_us``."""
         self._seq += 1
         if when_us <= self.t:
-            heapq.heappush(self._queue, (self.t, self.it + 1, _TIMER, self._seq, fn, args))
+            entry = (self.t, self.it + 1, _TIMER, when, self._seq + late, fn, args)
         else:
-            heapq.heappush(self._queue, (when_us, 0, _TIMER, self._seq, fn, args))
+            entry = (when_us, 0, _TIMER, when, self._seq + late, fn, args)
+        heapq.heappush(self._queue, entry)
 
     def to_us(self, when: float) -> int:
         """The tick at which looptime's clock reaches a deadline on the scenario clock.
@@ -478,7 +491,7 @@ class _World:
                 self.stamp = round(self.now, 6)
             self.it = entry[1]
             self.rank = entry[2]
-            entry[4](*entry[5])
+            entry[5](*entry[6])
 
     # --- The runner's polls --------------------------------------------------------------------
     # While the runner waits for a ``when`` event, or settles after the last step, it checks
@@ -521,7 +534,9 @@ class _World:
         self.poll_gen += 1
         self._seq += 1
         rank = _BY_TASK if self.waiting is not None else _BY_TIMER
-        heapq.heappush(self._queue, (at_us, check, rank, self._seq, self._poll, (self.poll_gen,)))
+        heapq.heappush(
+            self._queue, (at_us, check, rank, 0.0, self._seq, self._poll, (self.poll_gen,))
+        )
 
     def _poll(self, gen: int) -> None:
         if gen != self.poll_gen:
@@ -849,7 +864,9 @@ class _World:
         client.timer_gen += 1
         wakeup = phone.next_wakeup()
         if wakeup is not None:
-            self.at(self.to_us(wakeup), self._phone_timer, client, client.timer_gen, wakeup)
+            when = self.now + (wakeup - self.now)
+            gen = client.timer_gen
+            self.timer(self.to_us(wakeup), when, 0, self._phone_timer, client, gen, wakeup)
 
     def _phone_timer(self, client: _Client, gen: int, wakeup: float) -> None:
         if gen != client.timer_gen:
@@ -1194,40 +1211,26 @@ class _World:
             conn = server.conns.get(cid)
             if conn is not None:
                 self.soon(_TASK, self._server_closes, conn, code, _SWITCHBOARD_CLOSE - _TASK)
-        # _arm_timer: keep a timer already set for the same moment.
+        # _arm_timer: keep a timer already set for the same deadline. The deadline on the
+        # loop's clock as ``_loop_time`` computes it: two servers' timers for the same
+        # switchboard deadline can differ in the last bit, and that orders them.
         wakeup = sb.next_wakeup()
-        when_us = None if wakeup is None else self.to_us(wakeup)
-        if server.timer_us is not None and when_us == server.timer_us:
+        when = None if wakeup is None else self.now + (wakeup - self.now)
+        if server.timer_when is not None and when == server.timer_when:
             return
         server.timer_gen += 1
-        server.timer_us = when_us
-        if when_us is None:
+        server.timer_when = when
+        if wakeup is None or when is None:
             return
-        assert wakeup is not None
-        if server.retired:
-            # Two servers' timers for one switchboard at the same moment: the real engine
-            # runs them in the order of asyncio's timer heap, which no model can follow. If
-            # the retired one ran first, its flush would drop the frames it drains (it has
-            # no connections): we let the serving one go first, as intended.
-            self._seq += 1
-            heapq.heappush(
-                self._queue,
-                (
-                    max(when_us, self.t),
-                    0 if when_us > self.t else self.it + 1,
-                    _TIMER,
-                    self._seq + _LATE,
-                    self._server_timer,
-                    (server, server.timer_gen, wakeup),
-                ),
-            )
-            return
-        self.at(when_us, self._server_timer, server, server.timer_gen, wakeup)
+        late = _LATE if server.retired else 0
+        self.timer(
+            self.to_us(wakeup), when, late, self._server_timer, server, server.timer_gen, wakeup
+        )
 
     def _server_timer(self, server: _Server, gen: int, wakeup: float) -> None:
         if gen != server.timer_gen:
             return
-        server.timer_us = None
+        server.timer_when = None
         server.sb.wake(max(self.now, wakeup))
         self._server_flush(server)
 
@@ -1280,7 +1283,7 @@ class _World:
         server = self.server
         server.retired = True
         server.timer_gen += 1  # close() cancels the timer (closing connections re-arm it)
-        server.timer_us = None
+        server.timer_when = None
         self.closing = server
         self.restart_position = position
         self.soon(_TASK, self._stop_listening, server)
@@ -1318,7 +1321,7 @@ class _World:
         old.crashed = True
         old.listening = False
         old.timer_gen += 1
-        old.timer_us = None
+        old.timer_when = None
         for conn in list(old.conns.values()):
             conn.server_open = False
             if conn.cut is None:
