@@ -292,6 +292,19 @@ class PhoneClient:
 
     async def _flush(self) -> None:
         """Carries out everything the phone decided, in order."""
+        self._record()
+        messages = self.phone.messages_to_send()
+        async with self._send_lock:
+            for message in messages:
+                await self._send(message)
+        self._arm_timer()
+
+    def _record(self) -> None:
+        """Logs the phone's transitions and screens at once, without waiting.
+
+        Synchronous on purpose: whoever reads the event stream right after an input (the
+        runner deciding the run has settled) must see what that input changed.
+        """
         phone = self.phone
         if phone.registered:
             self._registered.set()
@@ -312,11 +325,6 @@ class PhoneClient:
                 screen=str(change.to_screen),
                 previous=str(change.from_screen),
             )
-        messages = phone.messages_to_send()
-        async with self._send_lock:
-            for message in messages:
-                await self._send(message)
-        self._arm_timer()
 
     def _check_answer(self, call_id: str, answer_sdp: str) -> None:
         try:
@@ -352,6 +360,7 @@ class PhoneClient:
         # fire a hair before the deadline it was set for; the deadline has come all the
         # same, or the phone would find nothing due and be woken again forever.
         self.phone.wake(max(self.now(), wakeup))
+        self._record()  # now, not a loop step later: see _record
         self._spawn(self._flush())
 
     def _spawn(self, coro: Any) -> None:

@@ -83,6 +83,7 @@ _US: Final = 1_000_000
 _POLL_US: Final = 100_000
 """The runner's poll (``_POLL``) in microseconds."""
 _SETTLE_US: Final = round(SETTLE_LIMIT * _US)
+"""How long the runner polls, in microseconds."""
 _SERVER_CLOSE_TIMEOUT_US: Final = 10 * _US
 """websockets' server-side close timeout: how long a clean restart waits for a close frame."""
 
@@ -525,7 +526,7 @@ class _World:
             if at_us == self.t and self.it >= check:
                 at_us += _POLL_US  # that poll came before the last of this instant
         else:
-            polls = -(-round(SETTLE_LIMIT * _US) // _POLL_US)
+            polls = -(-_SETTLE_US // _POLL_US)
             at_us = started + polls * _POLL_US
             while at_us / _US < self.poll_limit:  # the runner compares floats
                 at_us += _POLL_US
@@ -1331,7 +1332,10 @@ class _World:
         old.conns.clear()
         store = self.store
         for batch in self._unstored:
-            store.apply(batch)
+            try:
+                store.apply(batch)
+            except ValueError as exc:  # the server would have failed on it at the time
+                self.failures.append(("internal", f"internal error: ValueError: {exc}"))
         self._unstored = []
         sb = Switchboard(old.sb.settings, limits=old.sb.limits, durable=store.load())
         sb.recover(self.now)

@@ -100,6 +100,7 @@ class SignalingServer:
         self._timer: asyncio.TimerHandle | None = None
         self._outboxes: dict[ConnectionId, asyncio.Queue[str | tuple[int, str]]] = {}
         self._crashed = False
+        self._closing = False
 
     # --- Life cycle --------------------------------------------------------------------------
 
@@ -121,6 +122,10 @@ class SignalingServer:
 
     async def close(self) -> None:
         """Stops serving and closes every connection cleanly."""
+        # From here on this server decides nothing: its closing handlers still report
+        # their disconnects, but it must not arm a timer that would wake the switchboard
+        # (which a restarted server goes on using) and send into outboxes that are gone.
+        self._closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -343,6 +348,8 @@ class SignalingServer:
                     return
 
     def _arm_timer(self) -> None:
+        if self._closing or self._crashed:
+            return
         wakeup = self.switchboard.next_wakeup()
         if self._timer is not None:
             if wakeup is not None and self._timer.when() == self._loop_time(wakeup):
@@ -355,6 +362,8 @@ class SignalingServer:
 
     def _on_timer(self, wakeup: float) -> None:
         self._timer = None
+        if self._closing or self._crashed:
+            return
         # The loop's clock is rounded (to the microsecond under virtual time), so it can
         # fire a hair before the deadline it was set for; the deadline has come all the
         # same, or the switchboard would find nothing due and be woken again forever.
