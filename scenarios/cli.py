@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Literal, NoReturn
+from typing import IO, Literal, Never
 
 import click
 import structlog
@@ -157,7 +157,7 @@ def run(
     sys.exit(0 if all(r.passed for r in results) else EXIT_FAILED)
 
 
-def _bad_input(message: str) -> NoReturn:
+def _bad_input(message: str) -> Never:
     """Bad input (a file, a flag): says what is wrong on stderr and exits 2."""
     click.echo(click.style(f"error: {message}", fg="red"), err=True)
     sys.exit(EXIT_BAD_INPUT)

@@ -44,7 +44,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Never, NoReturn, Protocol, Self, TypeAlias, cast
+from typing import Any, Final, Literal, Never, Protocol, Self, TypeAlias, cast
 
 from .calls import CallState, Cause
 from .messages import Kind, MissedCall
@@ -130,7 +130,7 @@ class Store(Protocol):
         ...
 
 
-def _not_a_change(change: Never) -> NoReturn:
+def _not_a_change(change: Never) -> Never:
     # Typed Never so that mypy proves every Change is handled; at run time, a clear error.
     raise TypeError(f"not a change: {change!r}")
 
