@@ -135,6 +135,9 @@ class Link:
         if signal:
             self._signal.set()
         self._pipes: list[_Pipe] = []
+        self._cuts = 0
+        """How many times the phone was switched off: a connection being opened across
+        one must not survive it."""
 
     @property
     def signal(self) -> bool:
@@ -158,10 +161,16 @@ class Link:
         if not self.signal:
             raise NoSignal(f"{self.phone} has no signal")
         loop = asyncio.get_running_loop()
+        cuts = self._cuts
         pipe = _Pipe()
         await loop.create_connection(lambda: pipe.ends["server"], self.host, self.port)
         phone_sock, link_sock = socket.socketpair()
         await loop.create_connection(lambda: pipe.ends["phone"], sock=link_sock)
+        if self._cuts != cuts:
+            # Switched off while connecting: the half-open connection dies with the radio.
+            pipe.reset()
+            phone_sock.close()
+            raise ConnectionResetError(f"{self.phone} was switched off while connecting")
         self._pipes = [p for p in self._pipes if not p.closed]
         self._pipes.append(pipe)
         if not self.signal:  # lost while connecting: this one is in the air already
@@ -192,6 +201,7 @@ class Link:
 
     def cut(self) -> None:
         """Resets every connection abruptly (the phone was switched off)."""
+        self._cuts += 1
         for pipe in self._pipes:
             pipe.reset()
         self._pipes.clear()

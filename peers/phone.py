@@ -50,6 +50,7 @@ from signaling.messages import (
     Candidate,
     Decline,
     Error,
+    ErrorCode,
     Hangup,
     Incoming,
     MissedCall,
@@ -217,9 +218,13 @@ class Phone:
         """Picks up the ringing call with the SDP answer ``sdp``; returns its id.
 
         Raises:
-            PhoneError: Nothing is ringing.
+            PhoneError: Nothing is ringing, or the phone knows it has no connection (its
+                screen shows Reconnecting…, not the call): an answer nobody can hear would
+                leave this end in a call the other end never saw.
         """
         pc = self._ringing_or_fail("answer")
+        if not self.registered:
+            raise PhoneError(f"{self.name} cannot answer: not connected (Reconnecting…)")
         self._fire(pc, Cause.ANSWERED, now)
         pc.answer_sdp = sdp
         self._send(Answer(call_id=pc.call.call_id, sdp=sdp))
@@ -332,7 +337,13 @@ class Phone:
         self._done(now)
 
     def receive(self, message: ServerMessage, now: float) -> None:
-        """Handles one frame from the server."""
+        """Handles one frame from the server.
+
+        A switched-off phone hears nothing: a frame its driver had read before the power
+        went is lost with it (else a call could start ringing on a dead phone).
+        """
+        if not self.powered:
+            return
         match message:
             case Registered():
                 self._on_registered(message, now)
@@ -363,8 +374,12 @@ class Phone:
                 self._on_missed_call(message, now)
             case Candidate():
                 pass  # media negotiation is the driver's; the phone's state does not change
-            case Error():
+            case Error(code=code, call_id=call_id):
                 self.errors.append(message)
+                pc = self._calls.get(call_id) if call_id is not None else None
+                if pc is not None and pc.is_outgoing and code in _OFFER_REFUSALS:
+                    # The server never placed the call: nobody will ever end it but us.
+                    self._end(pc, Cause.UNREACHABLE, now)
         self._done(now)
 
     def wake(self, now: float) -> None:
@@ -554,6 +569,17 @@ class Phone:
         if not pc.is_outgoing:
             return Screen.INCOMING
         return Screen.RINGING if state is RINGING else Screen.CALLING
+
+
+_OFFER_REFUSALS: Final = frozenset(
+    {
+        ErrorCode.UNKNOWN_PHONE,
+        ErrorCode.SELF_CALL,
+        ErrorCode.DUPLICATE_CALL,
+        ErrorCode.TOO_MANY_CALLS,
+    }
+)
+"""Error codes only an ``offer`` can get: the call was refused, never placed."""
 
 
 def _end_cause(reason: str) -> Cause:

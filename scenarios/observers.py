@@ -31,6 +31,7 @@ __all__ = [
     "call_logs",
     "event_logger",
     "label_entries",
+    "news_that_never_arrived",
     "observe",
 ]
 
@@ -212,6 +213,10 @@ class Observation:
     violations: list[str] = field(default_factory=list)
     violated: list[str] = field(default_factory=list)
     """The names of the invariants that did not hold (each once, in pipeline order)."""
+    crossings: list[str] = field(default_factory=list)
+    """Calls whose ends disagree on the answer because the news could not reach one of
+    them (lost with its link, or crossing its own ending): the Two Generals problem, which
+    every real call protocol has. Not violations; reported so nobody is surprised."""
 
     def entry_of(self, phone: str, call_id: str) -> CallSummary | None:
         """``phone``'s summary of ``call_id``, if it knows that call."""
@@ -260,13 +265,23 @@ def every_call_ends_on_every_end(obs: Observation) -> None:
 
 def both_ends_agree_on_the_answer(obs: Observation) -> None:
     """Invariant: where both ends know a call, they agree whether it was answered, and
-    their durations agree within a second."""
+    their durations agree within a second.
+
+    One disagreement is not a fault but the Two Generals problem, which no protocol can
+    close: the news that would have changed one end's mind was lost with its link, or
+    crossed that end's own ending on the wire (see :func:`news_that_never_arrived`). Such a
+    call is kept in :attr:`Observation.crossings` instead, with the frame that missed.
+    """
     for record in obs.records:
         caller = obs.entry_of(record.caller, record.call_id)
         callee = obs.entry_of(record.callee, record.call_id)
         if caller is None or callee is None:
             continue
         if caller.answered != callee.answered:
+            missed = news_that_never_arrived(obs.events, record, caller, callee)
+            if missed is not None:
+                obs.crossings.append(f"call {record.call_id}: {missed}")
+                continue
             obs.violations.append(
                 f"call {record.call_id}: {record.caller} says "
                 f"{'answered' if caller.answered else 'not answered'}, {record.callee} says "
@@ -282,6 +297,85 @@ def both_ends_agree_on_the_answer(obs: Observation) -> None:
                 f"({record.caller} {caller.duration:.1f}s, "
                 f"{record.callee} {callee.duration:.1f}s)"
             )
+
+
+def news_that_never_arrived(
+    events: Sequence[Event], record: CallRecord, caller: CallSummary, callee: CallSummary
+) -> str | None:
+    """Why two ends that disagree on the answer could not have known better, if they could not.
+
+    Three ways, each seen in the event stream, and nothing else:
+
+    - the server sent the caller the ``answer`` when the caller's call was already over on
+      its side (at the same instant: they crossed), or into its dead radio, and the caller
+      did not come back before its call ended;
+    - the server sent the callee the ``call_ended`` that voided its answer (a cancel that
+      crossed it) when the callee had already ended the call itself (for another cause
+      than the server's);
+    - the callee's ``answer`` never reached the server: it went into a dead radio, or the
+      server crashed before reading it.
+
+    Returns:
+        A sentence naming the frame that missed, or ``None`` when the ends should agree.
+    """
+    call_id = caller.info.call_id
+    if caller.ended_at is None or callee.ended_at is None or callee.answered_at is None:
+        # Still in progress (every_call_ends_on_every_end says so), or the caller had the
+        # answer that the callee says never counted: no crossing explains that.
+        return None
+    frames = [e for e in events if e.get("event") == "frame" and e.get("call_id") == call_id]
+    # Here the callee says answered and the caller does not.
+    for f in frames:
+        if f["receiver"] != caller.who or f["type"] != "answer":
+            continue
+        if f["t"] >= caller.ended_at:
+            return f"the answer crossed {caller.who}'s own ending on the wire"
+        if _radio_down(events, caller.who, f["t"], caller.ended_at):
+            return f"the answer went into {caller.who}'s dead radio"
+    # Ended by the callee's own hand (not by what the server told it), at or before the
+    # instant the server's call_ended left for it.
+    if callee.end_cause is not record.cause:
+        for f in frames:
+            if (
+                f["receiver"] == callee.who
+                and f["type"] == "call_ended"
+                and f["t"] >= callee.ended_at
+            ):
+                return f"the call_ended that voided {callee.who}'s answer crossed its own ending"
+    if any(f["sender"] == callee.who and f["type"] == "answer" for f in frames):
+        return None
+    if _radio_down(events, callee.who, callee.answered_at, callee.ended_at):
+        return f"{callee.who} answered into its dead radio: the answer never reached the server"
+    if any(
+        e.get("event") == "server"
+        and e.get("state") == "crashed"
+        and callee.answered_at <= e["t"] <= callee.ended_at
+        for e in events
+    ):
+        return f"the server crashed before it read {callee.who}'s answer"
+    return None
+
+
+def _radio_down(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
+    """Whether ``phone``'s radio was down at ``since`` and it did not register again by
+    ``until`` (so nothing the server sent it in between could have reached it)."""
+    down = False
+    for e in events:
+        t = e["t"]
+        if t > until:
+            break
+        kind = e.get("event")
+        if kind == "link" and e.get("phone") == phone:
+            if e.get("state") in ("no_signal", "cut"):
+                down = True
+            elif t <= since:
+                down = False
+        elif kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
+            if t <= since:
+                down = False
+            elif down:
+                return False  # back in time to hear the news again
+    return down
 
 
 def blocks_stay_private(obs: Observation) -> None:

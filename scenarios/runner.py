@@ -179,8 +179,7 @@ def profiles_to_run(scenario: Scenario, requested: Sequence[str] | None) -> list
 def new_phone_client(
     spec: PhoneSpec,
     *,
-    switchboard: Switchboard,
-    port: int,
+    server: SignalingServer,
     timers: Timers,
     profile: Profile,
     token: str,
@@ -194,7 +193,7 @@ def new_phone_client(
     Its call ids come from the seed and its name, so they stay the same whatever the
     other phones do.
     """
-    switchboard.provision(spec.name, token, spec.blocks)
+    server.provision(spec.name, token, spec.blocks)
     ids = random.Random(f"{seed}:{spec.name}")
     phone = Phone(
         spec.name,
@@ -207,7 +206,7 @@ def new_phone_client(
         powered=spec.power,
         online=spec.online,
     )
-    link = Link(DEFAULT_HOST, port, phone=spec.name, logger=logger, signal=spec.signal)
+    link = Link(DEFAULT_HOST, server.port, phone=spec.name, logger=logger, signal=spec.signal)
     return PhoneClient(
         phone,
         link,
@@ -289,8 +288,7 @@ class _Run:
         for spec in self.scenario.phones.values():
             client = new_phone_client(
                 spec,
-                switchboard=self.switchboard,
-                port=self.server.port,
+                server=self.server,
                 timers=self.timers,
                 profile=self.profile,
                 token=f"{self.rng.getrandbits(128):032x}",

@@ -303,8 +303,7 @@ class Sandbox:
         spec = PhoneSpec(name, power=power, signal=signal, online=online, blocks=tuple(blocks))
         client = new_phone_client(
             spec,
-            switchboard=self._switchboard,
-            port=self._server.port,
+            server=self._server,
             timers=self.timers,
             profile=self.profile,
             token=f"{self._rng.getrandbits(128):032x}",

@@ -345,8 +345,10 @@ class _Client:
 
     __slots__ = (
         "attempt",
+        "attempt_cuts",
         "attempt_gen",
         "conn",
+        "cuts",
         "kicked",
         "name",
         "phase",
@@ -370,6 +372,10 @@ class _Client:
         self.kicked = False
         self.attempt = 0
         self.attempt_gen = 0
+        self.cuts = 0
+        """``Link._cuts``: how often the phone was switched off."""
+        self.attempt_cuts = 0
+        """``cuts`` when the current attempt began (``Link.open``)."""
         self.wait_gen = 0
         self.timer_gen = 0
         self.registered_once = False
@@ -636,6 +642,7 @@ class _World:
         for spec in self.scenario.phones.values():
             token = f"{rng.getrandbits(128):032x}"
             sb.provision(spec.name, token, spec.blocks)
+            self._server_flush(server)  # SignalingServer.provision keeps it at once
             ids = _CallIds(f"{self.seed}:{spec.name}")
             phone = Phone(
                 spec.name,
@@ -914,6 +921,7 @@ class _World:
         else:
             client.phase = "connecting"
             client.attempt_gen += 1
+            client.attempt_cuts = client.cuts
             self.soon(_ATTEMPT_TO_TCP, self._tcp_connect, client, client.attempt_gen)
 
     def _tcp_connect(self, client: _Client, gen: int) -> None:
@@ -922,6 +930,10 @@ class _World:
         server = self.server
         if not server.listening:
             self._attempt_failed(client, "[Errno 111] Connect call failed ('127.0.0.1', 0)", gen)
+            return
+        if client.cuts != client.attempt_cuts:
+            error = f"{client.name} was switched off while connecting"
+            self._attempt_failed(client, error, gen)
             return
         conn = _Conn(client, server, self.t)
         client.pipes.append(conn)
@@ -991,7 +1003,7 @@ class _World:
                 gen,
             )
             return
-        if not conn.server_open or conn.cut is not None:
+        if not conn.server_open or conn.cut is not None or conn.server_bye is not None:
             self._attempt_failed(client, "connection closed during opening handshake", gen)
             return
         client.phase = "connected"
@@ -1020,6 +1032,7 @@ class _World:
 
     def _cut(self, client: _Client) -> None:
         """``Link.cut``: every connection reset (the phone was switched off)."""
+        client.cuts += 1
         for conn in client.pipes:
             self._reset(conn)
         client.pipes = []
@@ -1240,6 +1253,11 @@ class _World:
         if conn.server_bye is not None or not conn.server_open:
             return  # closing already
         conn.server_bye = (self.t, 2 * self.it)
+        if conn.hole is None and conn.cut is None and not conn.phone_open:
+            # The phone has not finished its opening handshake: it reads the close right
+            # after it (``_link_up`` sees ``server_bye``) and tries again later.
+            self.soon(delay, self._server_end_closed, conn, True, code)
+            return
         if conn.hole is None and conn.phone_open:
             conn.phone_bye = (self.t, 2 * (self.it + _BYE_READ) + 1)
             self.soon(delay, self._phone_end_closed, conn)

@@ -166,6 +166,9 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
         Cause.RESUMED: ANSWERED,
         Cause.HUNG_UP: ENDED,
         Cause.DROPPED: ENDED,
+        # Answered while the caller was away, and the caller never came back for it: the
+        # answer never reached it, so it counts for nobody (see summarize).
+        Cause.CANCELED: ENDED,
     },
     ENDED: {},
 }

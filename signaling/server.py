@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Self
 
 import structlog
@@ -133,6 +133,15 @@ class SignalingServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    def provision(self, name: str, token: str, blocks: Iterable[str] = ()) -> None:
+        """Creates an account before its phone ever connects, kept in the store at once.
+
+        A server that crashes before the phone's first frame still knows the name when it
+        restarts (calls to it are then placed, not refused as ``unknown_phone``).
+        """
+        self.switchboard.provision(name, token, blocks)
+        self._flush()
 
     def crash(self) -> None:
         """Dies on the spot, as a killed process would.

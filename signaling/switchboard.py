@@ -184,6 +184,9 @@ class _ServerCall:
     offer_sdp: str
     blocked: bool
     answer_sdp: str | None = None
+    answer_undelivered: bool = False
+    """The callee answered while the caller was away, and the caller has not had the answer
+    since: if the caller never comes back, the answer never counted for anyone."""
     delivered_to: ConnectionId | None = None
     """The callee connection the offer was last written to."""
     timer: tuple[float, Cause] | None = None
@@ -374,7 +377,7 @@ class Switchboard:
                 self._end(sc, sc.timer[1], now, by=None)
                 continue
             if any(deadline <= now for deadline in sc.away.values()):
-                self._end(sc, Cause.DROPPED, now, by=None)
+                self._end(sc, self._gone_for_good(sc), now, by=None)
 
     # --- Outputs ---------------------------------------------------------------------------
 
@@ -486,7 +489,7 @@ class Switchboard:
             else:
                 # The phone no longer holds a call the server kept for it (it was switched
                 # off, or gave up waiting): the call cannot go on.
-                self._end(sc, Cause.DROPPED, now, by=name)
+                self._end(sc, self._gone_for_good(sc), now, by=name)
         self._outbox.append(
             (conn, Registered(name=name, blocks=sorted(account.blocks), calls=resumed))
         )
@@ -505,6 +508,7 @@ class Switchboard:
                 out.append(Ringing(call_id))
             elif sc.answer_sdp is not None:
                 out.append(Answer(call_id, sc.answer_sdp))
+                sc.answer_undelivered = False
         # Say plainly whether the call goes on, so the returning phone never guesses:
         # it may have gone Reconnecting… without the server noticing anything.
         if sc.call.state is RECONNECTING:
@@ -593,6 +597,7 @@ class Switchboard:
                 sc.answer_sdp = message.sdp
                 self._send_to(sc.info.caller, message)
                 if sc.away:  # answered while the caller was away: it must wait for it
+                    sc.answer_undelivered = True
                     self._fire(sc, Cause.LINK_LOST, now)
                     self._send_to(name, Reconnecting(call_id))
             case Hangup(reason="no_answer") if state is RINGING:
@@ -643,7 +648,7 @@ class Switchboard:
         """
         # A cancel that crossed the answer voids it: the callee is told like any callee.
         answered = sc.answer_sdp is not None and cause not in (Cause.CANCELED, Cause.NO_ANSWER)
-        reached = sc.call.state in (RINGING, ANSWERED)
+        reached = sc.call.state in (RINGING, ANSWERED, RECONNECTING)
         self._fire(sc, cause, now)
         info = sc.info
         self._records.append(self._record(sc))  # the call's CDR
@@ -680,6 +685,16 @@ class Switchboard:
                 logger.warning("! notice %s for %s dropped: too many pending", oldest, info.callee)
         if callee_conn is not None:
             self._outbox.append((callee_conn, notice))
+
+    @staticmethod
+    def _gone_for_good(sc: _ServerCall) -> Cause:
+        """How a call ends when a party that went away will not come back for it.
+
+        ``dropped``, unless the caller left before the answer reached it: then, as far as
+        the caller ever knew, it gave up on a ringing call, and the callee is told
+        ``canceled`` so that both logs agree the call was never answered.
+        """
+        return Cause.CANCELED if sc.answer_undelivered else Cause.DROPPED
 
     @staticmethod
     def _record(sc: _ServerCall) -> CallRecord:

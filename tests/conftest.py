@@ -176,7 +176,7 @@ class Sandbox:
     ) -> PhoneClient:
         """Provisions ``name`` on the server and starts its phone client."""
         token = token_for(name)
-        self.switchboard.provision(name, token, blocks)
+        self.server.provision(name, token, blocks)
         ids = itertools.count(1)
         phone = Phone(
             name,

@@ -196,6 +196,19 @@ async def test_cut_resets_every_connection():
             await tcp.next_connection()
 
 
+async def test_a_connection_being_opened_when_the_phone_is_switched_off_dies_with_it():
+    # Found by exploration (seed 1740): it used to go on and register a switched-off phone.
+    async with tcp_server_and_link() as (tcp, link):
+        opening = asyncio.ensure_future(link.open())
+        far, _ = await tcp.next_connection()  # the server accepted; open() is not done yet
+        link.cut()
+        with pytest.raises(ConnectionResetError, match="switched off while connecting"):
+            await opening
+        with pytest.raises(ConnectionResetError):
+            async with asyncio.timeout(1):
+                await far.read(100)
+
+
 # --- With the signaling server and phone clients -------------------------------------------
 
 

@@ -660,3 +660,58 @@ def test_screens_power_off_and_on(ex):
         (Screen.OFF, 2),
         (Screen.ENDED, 4),
     ]
+
+
+# --- Found by exploration -------------------------------------------------------------------
+
+
+def test_a_switched_off_phone_hears_nothing():
+    # A frame its driver had read before the power went must not ring a dead phone (seed 4003).
+    phone = registered()
+    phone.power_off(1)
+    drain(phone)
+    phone.receive(incoming("c1", at=1), 1)
+    assert drain(phone) == ([], [], [])
+    assert phone.call_log() == []
+    assert phone.screen is Screen.OFF
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        ErrorCode.UNKNOWN_PHONE,
+        ErrorCode.SELF_CALL,
+        ErrorCode.DUPLICATE_CALL,
+        ErrorCode.TOO_MANY_CALLS,
+    ],
+)
+def test_a_refused_offer_ends_the_call_it_placed(code):
+    # Nobody else will ever end a call the server never placed (seed 178).
+    phone = registered("alice")
+    call_id = phone.place_call("bob", "audio", "v=0 offer", 1)
+    drain(phone)
+    phone.receive(Error(code=code, message="refused", call_id=call_id), 1)
+    _, transitions, screens = drain(phone)
+    assert [(t.to_state, t.cause) for t in transitions] == [(CallState.ENDED, Cause.UNREACHABLE)]
+    assert screens == [ScreenChange("alice", Screen.CALLING, Screen.ENDED, 1)]
+
+
+def test_an_error_about_another_frame_of_the_call_does_not_end_it():
+    phone = registered("alice")
+    call_id = phone.place_call("bob", "audio", "v=0 offer", 1)
+    drain(phone)
+    phone.receive(Error(code=ErrorCode.RATE_LIMITED, message="slow down", call_id=call_id), 2)
+    assert drain(phone)[1] == []
+    assert phone.screen is Screen.CALLING
+
+
+def test_a_phone_that_knows_it_has_no_connection_cannot_answer():
+    # Its screen shows Reconnecting…; an answer nobody hears would leave it alone in a call
+    # the caller never saw (seed 473).
+    phone = registered()
+    phone.receive(incoming("c1"), 1)
+    phone.go_offline(2)
+    phone.link_down(2)
+    drain(phone)
+    _refused(phone, lambda: phone.answer("v=0 answer", 3), "not connected")
+    assert phone.messages_to_send() == []

@@ -298,3 +298,90 @@ def test_log_entry_as_json_of_an_unanswered_call_has_a_null_duration() -> None:
 )
 def test_log_entry_describe(overrides: dict[str, object], text: str) -> None:
     assert entry(**overrides).describe() == text
+
+
+# --- Answer agreement: crossings (the Two Generals window) vs real disagreements ---------------
+
+
+def _run_events(text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    from scenarios.loader import load_scenario_text
+    from scenarios.runner import run_scenario
+
+    scenario = load_scenario_text("name: observed\n" + text.lstrip("\n"))
+    result = run_scenario(scenario, lenient=True)
+    return list(result.events), list(scenario.phones)
+
+
+ANSWER_CROSSES_POWER_OFF = """
+profile: telegram
+phones: {dave: {}, erin: {}}
+steps:
+  - {at: 1ms, do: dave calls erin}
+  - {when: erin rings, after: 1ms, do: erin answers}
+  - {at: 2ms, do: dave powers off}
+"""
+
+
+def test_an_answer_crossing_the_callers_power_off_is_a_crossing_not_a_violation() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(ANSWER_CROSSES_POWER_OFF)
+    obs = observe(events, phones, load_profile("telegram"))
+    assert obs.violations == []
+    assert len(obs.crossings) == 1
+    assert "the answer crossed dave's own ending on the wire" in obs.crossings[0]
+
+
+def test_an_answer_the_caller_had_time_to_hear_is_still_a_violation() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(ANSWER_CROSSES_POWER_OFF)
+    # The same run, except that Dave's phone ends the call 5 s after the answer was sent
+    # to it, with its radio up all along: it should have heard it, so no excuse holds.
+    doctored = []
+    for e in events:
+        if e.get("event") == "transition" and e["who"] == "dave" and e["to"] == "ended":
+            e = {**e, "t": e["t"] + 5.0, "at": e["at"] + 5.0}
+        if e.get("event") == "link" and e.get("phone") == "dave":
+            continue
+        doctored.append(e)
+    doctored.sort(key=lambda e: e["t"])
+    obs = observe(doctored, phones, load_profile("telegram"))
+    assert obs.crossings == []
+    assert any("dave says not answered, erin says answered" in v for v in obs.violations)
+
+
+def test_a_callee_answer_lost_in_a_server_crash_is_a_crossing() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+profile: asterisk
+phones: {carol: {}, frank: {}}
+steps:
+  - {at: 1ms, do: frank calls carol}
+  - {when: carol rings, after: 1ms, do: carol answers}
+  - {at: 2ms, do: server crashes}
+"""
+    )
+    obs = observe(events, phones, load_profile("asterisk"))
+    assert obs.violations == []
+    assert any("the server crashed before it read carol's answer" in c for c in obs.crossings)
+
+
+def test_a_caller_that_never_comes_back_for_the_answer_leaves_it_unanswered_on_both_ends() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, dave: {}}
+steps:
+  - {at: 1ms, do: dave calls alice}
+  - {at: 2ms, do: dave goes offline}
+  - {at: 3ms, do: alice answers}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == [] and obs.crossings == []  # agreement, not an excuse
+    assert [e.label for e in obs.logs["alice"]] == ["missed"]
+    assert [e.label for e in obs.logs["dave"]] == ["canceled"]

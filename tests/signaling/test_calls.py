@@ -58,7 +58,12 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.CANCELED: S.ENDED,  # a cancel that crossed the answer
         C.NO_ANSWER: S.ENDED,  # a ring timer that crossed the answer
     },
-    S.RECONNECTING: {C.RESUMED: S.ANSWERED, C.HUNG_UP: S.ENDED, C.DROPPED: S.ENDED},
+    S.RECONNECTING: {
+        C.RESUMED: S.ANSWERED,
+        C.HUNG_UP: S.ENDED,
+        C.DROPPED: S.ENDED,
+        C.CANCELED: S.ENDED,
+    },
     S.ENDED: {},
 }
 

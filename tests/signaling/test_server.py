@@ -314,3 +314,18 @@ async def test_crash_resets_connections_and_phones_reconnect_to_a_new_server(san
         await sb.events.wait(since=again, event="transition", who="bob", to="ended")
         assert sb.call_log("bob")[-1] == ("outgoing", "alice", True, "declined", None)
         assert sb.call_log("alice")[-1] == ("incoming", "bob", True, "declined", None)
+
+
+async def test_a_provisioned_phone_survives_a_crash_before_any_frame(sandbox):
+    # Found by exploration (seed 178): accounts made before any frame were only in memory,
+    # so the restarted server refused calls to them as unknown_phone.
+    async with sandbox() as sb:
+        sb.phone("alice", power=False)
+        await sb.crash_and_restart()
+        assert "alice" in sb.switchboard.accounts
+        (bob,) = await sb.phones("bob")
+        start = sb.events.mark()
+        await bob.call("alice")
+        placed = await sb.events.wait(since=start, event="transition", who="server")
+        assert (placed["to"], placed["callee"]) == ("dialing", "alice")
+        assert sb.events.select(since=start, event="error") == []
