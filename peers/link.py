@@ -81,14 +81,10 @@ Direction = Literal["to_server", "to_phone"]
 
 DIRECTIONS: Final[tuple[Direction, ...]] = ("to_server", "to_phone")
 
-TO_SERVER_TYPES: Final = frozenset(
-    str(cls.__struct_config__.tag) for cls in PhoneMessage.__args__
-)
+TO_SERVER_TYPES: Final = frozenset(str(cls.__struct_config__.tag) for cls in PhoneMessage.__args__)
 """The message types a phone sends (what a ``to_server`` drop can name)."""
 
-TO_PHONE_TYPES: Final = frozenset(
-    str(cls.__struct_config__.tag) for cls in ServerMessage.__args__
-)
+TO_PHONE_TYPES: Final = frozenset(str(cls.__struct_config__.tag) for cls in ServerMessage.__args__)
 """The message types the server sends (what a ``to_phone`` drop can name)."""
 
 _MAX_HELD_FRAME: Final = 16 * 1024 * 1024

@@ -55,6 +55,7 @@ from av import AudioFrame, VideoFrame
 __all__ = [
     "CallMedia",
     "MediaShim",
+    "MediaState",
     "TestPatternTrack",
     "ToneTrack",
     "gather_on_loopback",
@@ -244,6 +245,8 @@ class CallMedia:
         on_state: Callable[[MediaState], None] | None = None,
     ) -> None:
         self.pc = new_peer_connection()
+        self.call_id: str | None = None
+        """The call this media belongs to, once its driver knows it."""
         self.media = media
         self.shim = shim
         self._on_state = on_state
