@@ -9,6 +9,10 @@ are the ones that need I/O:
   when the signal comes back or the phone is switched on);
 - create each call's SDP with aiortc (:class:`~peers.media.CallMedia`) and close the peer
   connection when the call ends;
+- for a media phone (``media=True``), bring up each answered call's real media and report
+  to the phone what it does: connected, packets flowing (polled every
+  :data:`MEDIA_POLL` seconds), failed. The phone decides what that means for the call.
+  Media runs in real time: a media phone belongs in a real-time event loop;
 - run the phone's reconnect-grace timer on the event loop's clock.
 
 Heartbeats are websockets' ping/pong on this side too, so a phone whose signal is lost
@@ -26,7 +30,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from signaling.calls import ANSWERED, ENDED
+from signaling.calls import ANSWERED, ENDED, Cause
 from signaling.heartbeat import keep_alive
 from signaling.messages import (
     InvalidMessage,
@@ -37,7 +41,7 @@ from signaling.messages import (
 )
 
 from .link import Link
-from .media import CallMedia
+from .media import CallMedia, MediaState
 from .phone import Phone, PhoneError
 
 
@@ -45,6 +49,9 @@ __all__ = ["PhoneClient"]
 
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds between failed connection attempts; the last one repeats."""
+
+MEDIA_POLL = 0.2
+"""Seconds between looks at a media call's received frames (media phones)."""
 
 
 class PhoneClient:
@@ -57,6 +64,7 @@ class PhoneClient:
         heartbeat_timeout: Seconds a pong may take before the link counts as dead.
         clock: The scenario clock; defaults to the event loop's clock.
         logger: Where events go.
+        media: Whether calls carry real media (the phone needs ``media_timeout`` set).
     """
 
     def __init__(
@@ -68,8 +76,10 @@ class PhoneClient:
         heartbeat_timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
         logger: Any = None,
+        media: bool = False,
     ) -> None:
         self.phone = phone
+        self.media = media
         self.link = link
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -138,7 +148,7 @@ class PhoneClient:
             PhoneError: The phone cannot call now.
         """
         self.phone.check_call(callee)
-        media = CallMedia()
+        media = self._new_media()
         try:
             sdp = await media.create_offer(kind)
             call_id = self.phone.place_call(callee, kind, sdp, self.now())
@@ -146,6 +156,7 @@ class PhoneClient:
             await media.close()
             raise
         self._media[call_id] = media
+        media.call_id = call_id
         await self._flush()
         return call_id
 
@@ -159,7 +170,8 @@ class PhoneClient:
         if ringing is None:
             raise PhoneError(f"{self.name} cannot answer: nothing is ringing")
         call_id, offer_sdp = ringing
-        media = CallMedia()
+        media = self._new_media()
+        media.call_id = call_id
         try:
             sdp = await media.create_answer(offer_sdp)
             self.phone.answer(sdp, self.now())
@@ -313,11 +325,19 @@ class PhoneClient:
             if transition.to_state is ENDED:
                 media = self._media.pop(transition.call.call_id, None)
                 if media is not None:
-                    self._spawn(media.close())
-            if transition.to_state is ANSWERED and transition.who == transition.call.caller:
-                answer_sdp = phone.answer_sdp(transition.call.call_id)
+                    self._spawn(self._close_media(media))
+            if (
+                transition.to_state is ANSWERED
+                and transition.cause is Cause.ANSWERED
+                and transition.who == transition.call.caller
+            ):
+                call_id = transition.call.call_id
+                answer_sdp = phone.answer_sdp(call_id)
                 if answer_sdp is not None:
-                    self._check_answer(transition.call.call_id, answer_sdp)
+                    self._check_answer(call_id, answer_sdp)
+                    media = self._media.get(call_id)
+                    if media is not None and self.media:
+                        self._spawn(media.apply_answer(answer_sdp))
         for change in phone.screens_received():
             self.log.info(
                 "screen",
@@ -325,6 +345,60 @@ class PhoneClient:
                 screen=str(change.to_screen),
                 previous=str(change.from_screen),
             )
+
+    # --- Media (media phones) -------------------------------------------------------------------
+
+    def _new_media(self) -> CallMedia:
+        holder: list[CallMedia] = []
+        media = CallMedia(
+            media=self.media,
+            shim=self.link.media,
+            on_state=lambda state: self._on_media(holder[0], state),
+        )
+        holder.append(media)
+        return media
+
+    def _on_media(self, media: CallMedia, state: MediaState) -> None:
+        """aiortc says the media connected or failed: tell the phone, which decides."""
+        call_id = media.call_id
+        if call_id is None or self._media.get(call_id) is not media:
+            return
+        now = self.now()
+        self.log.info("media", who=self.name, call_id=call_id, state=state)
+        if state == "connected":
+            self.phone.media_connected(call_id, now)
+            self._spawn(self._watch_media(call_id, media))
+        else:
+            self.phone.media_failed(call_id, now)
+        self._record()
+        self._spawn(self._flush())
+
+    async def _watch_media(self, call_id: str, media: CallMedia) -> None:
+        """Tells the phone, every :data:`MEDIA_POLL` seconds, whether frames arrived."""
+        seen = media.frames_total
+        while self._media.get(call_id) is media:
+            await asyncio.sleep(MEDIA_POLL)
+            if self._media.get(call_id) is not media:
+                return
+            if media.frames_total > seen:
+                seen = media.frames_total
+                self.phone.media_flowing(call_id, self.now())
+                self._record()
+                await self._flush()
+
+    async def _close_media(self, media: CallMedia) -> None:
+        """Records what the media carried, then closes the peer connection."""
+        if self.media and media.call_id is not None:
+            packets = await media.packets_received()
+            self.log.info(
+                "media",
+                who=self.name,
+                call_id=media.call_id,
+                state="closed",
+                frames_in=dict(media.frames_received),
+                packets_in=packets,
+            )
+        await media.close()
 
     def _check_answer(self, call_id: str, answer_sdp: str) -> None:
         try:

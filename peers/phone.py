@@ -19,6 +19,14 @@ Reconnecting…; on reconnecting the phone lists the calls it still holds, and t
 says which of them go on. Calls still waiting when the grace runs out end as ``dropped``.
 Powering off loses every call at once (they end ``dropped``), because a switched-off
 phone keeps no state but its call log.
+
+Media calls (``media_timeout`` set): after the answer the driver reports what the media
+does (:meth:`~Phone.media_connected`, :meth:`~Phone.media_flowing`,
+:meth:`~Phone.media_failed`) and the phone decides what it means. Media not connected within
+``media_timeout`` of the answer ends the call ``failed``; media that stops for
+``media_stall`` seconds turns the call Reconnecting… (``link_lost``, as a lost link does),
+and if it does not come back within the reconnect grace the call ends ``dropped``. Either
+way the phone hangs up with that reason, so the other end logs the same cause.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from signaling.calls import (
     ANSWERED,
     DIALING,
     END_CAUSES,
+    ENDED,
     RECONNECTING,
     RINGING,
     Call,
@@ -106,6 +115,17 @@ _LIVE: Final = (DIALING, RINGING, ANSWERED, RECONNECTING)
 
 
 @dataclass(slots=True)
+class _MediaWatch:
+    """The media timer of one answered media call: a single deadline, three meanings."""
+
+    deadline: float
+    """Not connected: the media timeout. Connected: when silence counts as a stall.
+    Stalled: when the reconnect grace for the media runs out."""
+    connected: bool = False
+    stalled: bool = False
+
+
+@dataclass(slots=True)
 class _PhoneCall:
     call: Call
     offer_sdp: str | None = None
@@ -140,6 +160,11 @@ class Phone:
             is this phone's role (``caller`` or ``callee``), the phone itself hangs up
             after ``ring_timeout`` with reason ``no_answer``.
         ring_timeout: Seconds of ringing before that.
+        media_timeout: For media calls, seconds after the answer within which the media
+            must connect, or the call ends ``failed``; ``None``: signaling only, no
+            media timer.
+        media_stall: For media calls, seconds without a received packet after which
+            the media counts as lost (Reconnecting…).
     """
 
     def __init__(
@@ -154,8 +179,13 @@ class Phone:
         ring_timeout: float = 45.0,
         powered: bool = True,
         online: bool = True,
+        media_timeout: float | None = None,
+        media_stall: float = 1.0,
     ) -> None:
         self.name = name
+        self.media_timeout = media_timeout
+        self.media_stall = media_stall
+        self._media: dict[str, _MediaWatch] = {}
         self.ring_timer = ring_timer
         self.ring_timeout = ring_timeout
         self._ring_deadlines: dict[str, float] = {}
@@ -393,7 +423,61 @@ class Phone:
             if deadline <= now and pc.call.state is RINGING:
                 self._fire(pc, Cause.NO_ANSWER, now)
                 self._send(Hangup(call_id=call_id, reason="no_answer"))
+        for call_id, watch in list(self._media.items()):
+            if watch.deadline <= now:
+                self._media_due(self._calls[call_id], watch, now)
         self._done(now)
+
+    # --- What the media does (media calls only) ----------------------------------------------
+
+    def media_connected(self, call_id: str, now: float) -> None:
+        """The driver's media for ``call_id`` connected (ICE and DTLS are up)."""
+        watch = self._media.get(call_id)
+        if watch is not None and not watch.connected:
+            watch.connected = True
+            watch.deadline = now + self.media_stall
+        self._done(now)
+
+    def media_flowing(self, call_id: str, now: float) -> None:
+        """Packets for ``call_id`` arrived since the driver last said so."""
+        watch = self._media.get(call_id)
+        if watch is not None and watch.connected:
+            watch.deadline = now + self.media_stall
+            if watch.stalled:
+                watch.stalled = False
+                pc = self._calls[call_id]
+                # Back within the grace. While our own link is down, the server's
+                # ``resumed`` decides instead (the other party may be away too).
+                if pc.call.state is RECONNECTING and self.registered:
+                    self._fire(pc, Cause.RESUMED, now)
+        self._done(now)
+
+    def media_failed(self, call_id: str, now: float) -> None:
+        """The driver's media for ``call_id`` failed or closed by itself."""
+        watch = self._media.get(call_id)
+        if watch is not None:
+            if not watch.connected:
+                watch.deadline = now  # it will not connect now: the media timer's verdict
+            elif not watch.stalled:
+                watch.deadline = now  # a stall from this moment
+            self._media_due(self._calls[call_id], watch, now)
+        self._done(now)
+
+    def _media_due(self, pc: _PhoneCall, watch: _MediaWatch, now: float) -> None:
+        if pc.call.is_over:
+            return
+        call_id = pc.call.call_id
+        if not watch.connected:
+            self._end(pc, Cause.FAILED, now)
+            self._send(Hangup(call_id=call_id, reason="failed"))
+        elif not watch.stalled:
+            watch.stalled = True
+            watch.deadline = now + self.reconnect_grace
+            if pc.call.state is ANSWERED:
+                self._fire(pc, Cause.LINK_LOST, now)
+        else:
+            self._end(pc, Cause.DROPPED, now)
+            self._send(Hangup(call_id=call_id, reason="dropped"))
 
     # --- Outputs and state -----------------------------------------------------------------
 
@@ -415,6 +499,7 @@ class Phone:
     def next_wakeup(self) -> float | None:
         """When :meth:`wake` must next be called, or ``None``."""
         deadlines = list(self._ring_deadlines.values())
+        deadlines.extend(watch.deadline for watch in self._media.values())
         if self._grace_deadline is not None:
             deadlines.append(self._grace_deadline)
         return min(deadlines, default=None)
@@ -541,6 +626,14 @@ class Phone:
                 self._ring_deadlines[call_id] = now + self.ring_timeout
         else:
             self._ring_deadlines.pop(call_id, None)
+        if transition.to_state is ENDED:
+            self._media.pop(call_id, None)
+        elif (
+            transition.cause is Cause.ANSWERED
+            and self.media_timeout is not None
+            and call_id not in self._media
+        ):
+            self._media[call_id] = _MediaWatch(deadline=now + self.media_timeout)
 
     def _send(self, message: PhoneMessage, *, force: bool = False) -> None:
         # Frames are only meaningful on a registered connection; what the person does

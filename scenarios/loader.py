@@ -33,6 +33,8 @@ from typing import TypeAlias, TypeGuard
 
 import yaml
 
+from peers.link import TO_PHONE_TYPES, TO_SERVER_TYPES
+
 from .durations import format_duration, parse_duration
 from .model import (
     DEFAULT_PROFILE,
@@ -42,6 +44,8 @@ from .model import (
     Event,
     EventKind,
     ExpectedEntry,
+    Fault,
+    FaultDirection,
     PhoneSpec,
     Scenario,
     Settings,
@@ -69,15 +73,37 @@ _TOP_KEYS = (
     "expect_profiles",
 )
 _PHONE_KEYS = ("power", "signal", "online", "blocks")
-_STEP_KEYS = ("at", "when", "after", "do")
+_STEP_KEYS = ("at", "when", "after", "do", "fault")
 _ENTRY_KEYS = ("label", "with", "kind", "reached", "duration", "direction")
-_SETTINGS_KEYS = tuple(field.name for field in dataclasses.fields(Settings))
+_MEDIA_SETTING = "media"  # the one true/false setting (Scenario.media); the rest are timers
+_SETTINGS_KEYS = (*(field.name for field in dataclasses.fields(Settings)), _MEDIA_SETTING)
+
+# A fault step's keys: exactly one kind, and the modifiers each kind allows.
+_FAULT_KINDS = (
+    "delay",
+    "drop",
+    "black_hole",
+    "reset",
+    "slow_close",
+    "media_loss",
+    "media_black_hole",
+    "clear",
+)
+_FAULT_MODIFIERS = {
+    "direction": ("delay", "drop", "black_hole"),
+    "jitter": ("delay",),
+    "count": ("drop",),
+    "probability": ("drop",),
+}
+_FAULT_KEYS = ("phone", *_FAULT_KINDS, *_FAULT_MODIFIERS)
+_FAULT_DIRECTIONS = ("to_server", "to_phone", "both")
+_ANY_MESSAGE = "any"
 
 # Keys that later issues add to the contract. They get their own message so a
 # file written for a newer version fails saying so, not with "unknown key".
 _TOP_EXTENSIONS: tuple[str, ...] = ()
 _PHONE_EXTENSIONS = ("devices",)
-_STEP_EXTENSIONS = ("fault",)
+_STEP_EXTENSIONS: tuple[str, ...] = ()
 
 _PHONE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _PHONE_NAME_RULE = (
@@ -85,7 +111,7 @@ _PHONE_NAME_RULE = (
 )
 _SERVER = "server"
 
-_PHONE_VERBS = tuple(verb for verb in Verb if not verb.is_server)
+_PHONE_VERBS = tuple(verb for verb in Verb if not verb.is_server and verb is not Verb.FAULT)
 _SERVER_VERBS = {verb.value: verb for verb in Verb if verb.is_server}
 _SIMPLE_EVENTS = {kind.value: kind for kind in EventKind if kind is not EventKind.CALL_ENDS}
 # Editors that "smarten" quotes write alice's with U+2019; both mean the same.
@@ -365,6 +391,7 @@ class _Loader:
         about = self._optional_text(root, "about", "")
         self._profile = self._profile_name(root)
         settings = self._settings(root.get("settings"))
+        media = self._media(root)
         phones = self._phones_section(root)
         steps = self._steps(root.get("steps"))
         expect = self._expect(root)
@@ -377,6 +404,7 @@ class _Loader:
             settings=settings,
             phones=phones,
             steps=steps,
+            media=media,
             expect=expect,
             expect_profiles=expect_profiles,
         )
@@ -416,9 +444,21 @@ class _Loader:
             )
         self._check_keys(raw, path, _SETTINGS_KEYS)
         values = {
-            key: self._duration(value, (*path, key), positive=True) for key, value in raw.items()
+            key: self._duration(value, (*path, key), positive=True)
+            for key, value in raw.items()
+            if key != _MEDIA_SETTING
         }
         return Settings(**values)
+
+    def _media(self, root: dict[str, object]) -> bool:
+        settings = root.get("settings")
+        if not _is_mapping(settings) or _MEDIA_SETTING not in settings:
+            return False
+        value = settings[_MEDIA_SETTING]
+        if not isinstance(value, bool):
+            message = f"expected true or false, got {_show(value)}"
+            raise self._error(("settings", _MEDIA_SETTING), message)
+        return value
 
     # Phones
 
@@ -566,15 +606,139 @@ class _Loader:
         if "after" in item and "when" not in item:
             message = "'after' only goes with 'when'; with 'at', add the delay to the time"
             raise self._error((*path, "after"), message, key=True, field=path)
-        if "do" not in item:
+        if "do" in item and "fault" in item:
+            later = max(("do", "fault"), key=lambda key: document.key_line((*path, key)))
+            message = "use either 'do' or 'fault', not both: a fault is a step of its own"
+            raise self._error((*path, later), message, key=True, field=path)
+        if "do" not in item and "fault" not in item:
             raise self._error(path, "missing 'do': say what happens, e.g. 'do: alice calls bob'")
         at = self._duration(item["at"], (*path, "at")) if "at" in item else None
         when = self._event(item["when"], (*path, "when")) if "when" in item else None
         after = self._duration(item["after"], (*path, "after")) if "after" in item else 0.0
-        action = self._action(item["do"], (*path, "do"))
+        fault = None
+        if "fault" in item:
+            fault = self._fault(item["fault"], (*path, "fault"))
+            text = f"fault on {fault.phone}: {fault.describe()}"
+            action = Action(verb=Verb.FAULT, actor=fault.phone, target=None, text=text)
+        else:
+            action = self._action(item["do"], (*path, "do"))
         return Step(
-            index=index, line=document.line(path), at=at, when=when, after=after, action=action
+            index=index,
+            line=document.line(path),
+            at=at,
+            when=when,
+            after=after,
+            action=action,
+            fault=fault,
         )
+
+    def _fault(self, raw: object, path: _Path) -> Fault:
+        example = "{phone: alice, delay: 300ms}"
+        if not _is_mapping(raw):
+            raise self._error(path, f"expected a mapping such as {example}, got {_show(raw)}")
+        self._check_keys(raw, path, _FAULT_KEYS)
+        if "phone" not in raw:
+            raise self._error(path, f"missing 'phone': say whose link it is on, e.g. {example}")
+        phone = self._check_phone(raw["phone"], (*path, "phone"))
+        kinds = [key for key in raw if key in _FAULT_KINDS]
+        if not kinds:
+            message = f"say which fault: one of {', '.join(_FAULT_KINDS)}"
+            raise self._error(path, message)
+        if len(kinds) > 1:
+            message = (
+                f"one fault per step: '{kinds[0]}' and '{kinds[1]}' are two; write a step for each"
+            )
+            raise self._error((*path, kinds[1]), message, key=True, field=path)
+        kind = kinds[0]
+        for modifier, kinds_allowed in _FAULT_MODIFIERS.items():
+            if modifier in raw and kind not in kinds_allowed:
+                message = f"'{modifier}' goes with {' or '.join(kinds_allowed)}, not with '{kind}'"
+                raise self._error((*path, modifier), message, key=True, field=path)
+        direction = self._fault_direction(raw, path)
+        value = raw[kind]
+        value_path = (*path, kind)
+        fields: dict[str, object] = {}
+        if kind == "delay":
+            fields["delay"] = self._duration(value, value_path)
+            if "jitter" in raw:
+                fields["jitter"] = self._duration(raw["jitter"], (*path, "jitter"))
+        elif kind == "drop":
+            fields["drop"] = self._drop_types(value, direction, value_path)
+            if "count" in raw:
+                count = raw["count"]
+                if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                    message = f"expected a whole number of 1 or more, got {_show(count)}"
+                    raise self._error((*path, "count"), message)
+                fields["count"] = count
+            if "probability" in raw:
+                fields["probability"] = self._fraction(raw["probability"], (*path, "probability"))
+        elif kind in ("slow_close",):
+            fields[kind] = self._duration(value, value_path)
+        elif kind == "media_loss":
+            fields[kind] = self._fraction(value, value_path)
+        else:  # black_hole, reset, media_black_hole, clear: switches, only ever 'true'
+            if value is not True:
+                message = f"expected true, got {_show(value)} (to undo a fault, use 'clear: true')"
+                raise self._error(value_path, message)
+            fields[kind] = True
+        return Fault(phone=phone, direction=direction, **fields)  # type: ignore[arg-type]
+
+    def _fault_direction(self, raw: dict[str, object], path: _Path) -> FaultDirection:
+        value = raw.get("direction", "both")
+        if value == "to_server":
+            return "to_server"
+        if value == "to_phone":
+            return "to_phone"
+        if value == "both":
+            return "both"
+        message = f"expected one of {', '.join(_FAULT_DIRECTIONS)}, got {_show(value)}"
+        if isinstance(value, str):
+            message += _did_you_mean(value, _FAULT_DIRECTIONS)
+        raise self._error((*path, "direction"), message)
+
+    def _drop_types(self, value: object, direction: FaultDirection, path: _Path) -> tuple[str, ...]:
+        items = value if _is_list(value) else [value]
+        if not items:
+            raise self._error(path, "empty; name a message type, e.g. 'drop: answer'")
+        known = {
+            "to_server": TO_SERVER_TYPES,
+            "to_phone": TO_PHONE_TYPES,
+            "both": TO_SERVER_TYPES | TO_PHONE_TYPES,
+        }[direction]
+        types: list[str] = []
+        for index, item in enumerate(items):
+            item_path = (*path, index) if _is_list(value) else path
+            name = self._text(item, item_path)
+            if name == _ANY_MESSAGE:
+                types.append(name)
+                continue
+            if name not in known:
+                choices = sorted(known)
+                if name in TO_SERVER_TYPES | TO_PHONE_TYPES:
+                    other = "to_phone" if direction == "to_server" else "to_server"
+                    message = f"'{name}' never goes {direction}; it goes {other}"
+                else:
+                    message = (
+                        f"unknown message type '{name}'{_did_you_mean(name, choices)}; "
+                        f"expected '{_ANY_MESSAGE}' or one of: {', '.join(choices)}"
+                    )
+                raise self._error(item_path, message)
+            types.append(name)
+        return tuple(types)
+
+    def _fraction(self, value: object, path: _Path) -> float:
+        """A probability, written ``30%`` or ``0.3``."""
+        number: float | None = None
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                number = float(value.strip()[:-1]) / 100
+            except ValueError:
+                number = None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        if number is None or not 0 <= number <= 1:
+            raise self._error(path, f"expected a share such as 30% or 0.3, got {_show(value)}")
+        return number
 
     def _action(self, raw: object, path: _Path) -> Action:
         text = self._text(raw, path)

@@ -28,6 +28,8 @@ __all__ = [
     "Event",
     "EventKind",
     "ExpectedEntry",
+    "Fault",
+    "FaultDirection",
     "PhoneSpec",
     "Scenario",
     "Settings",
@@ -69,6 +71,9 @@ class Verb(enum.StrEnum):
     GOES_ONLINE = "goes online"
     SERVER_RESTARTS = "restarts"
     SERVER_CRASHES = "crashes"
+    FAULT = "fault"
+    """A ``fault:`` step (not written with ``do:``); the step's :attr:`Step.fault` says
+    which fault, on which phone's link."""
 
     @property
     def needs_target(self) -> bool:
@@ -131,6 +136,74 @@ class Event:
     """The event exactly as the file wrote it."""
 
 
+FaultDirection = Literal["to_server", "to_phone", "both"]
+"""Which way a link fault acts: what the phone sends, what it receives, or both."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fault:
+    """The ``fault:`` of a step: one change to one phone's link (DESIGN.md, extensions).
+
+    Exactly one kind is set: :attr:`delay` (with :attr:`jitter`), :attr:`drop` (with
+    :attr:`count` and :attr:`probability`), :attr:`black_hole`, :attr:`reset`,
+    :attr:`slow_close`, :attr:`media_loss`, :attr:`media_black_hole` or :attr:`clear`.
+    Faults add up until ``clear``; setting a kind again replaces it.
+    """
+
+    phone: str
+    """The phone whose link (and media path) the fault is on."""
+    direction: FaultDirection = "both"
+    """For delay, drop and black hole: which way it acts."""
+    delay: float | None = None
+    """Seconds each frame is held back."""
+    jitter: float = 0.0
+    """Seconds of random variation around :attr:`delay`, drawn from the run's seed."""
+    drop: tuple[str, ...] = ()
+    """Message types whose frames are dropped; ``("any",)`` for every message."""
+    count: int | None = None
+    """How many matching frames are dropped; ``None``: every one."""
+    probability: float | None = None
+    """The chance (0 to 1) each matching frame is dropped, drawn from the run's seed."""
+    black_hole: bool = False
+    """Nothing passes (in :attr:`direction`) until cleared; connections stay open."""
+    reset: bool = False
+    """Every connection of the phone is reset now (the phone stays on and reconnects)."""
+    slow_close: float | None = None
+    """Seconds a connection's close takes to reach the other side."""
+    media_loss: float | None = None
+    """The chance (0 to 1) each media datagram is lost, both ways."""
+    media_black_hole: bool = False
+    """No media datagram passes, either way."""
+    clear: bool = False
+    """Removes every fault of the phone (signaling and media)."""
+
+    def describe(self) -> str:
+        """The fault in a few words, for reports: ``drop answer to_phone (1)``."""
+        way = "" if self.direction == "both" else f" {self.direction}"
+        if self.delay is not None:
+            jitter = f" ±{format_duration(self.jitter)}" if self.jitter else ""
+            return f"delay {format_duration(self.delay)}{jitter}{way}"
+        if self.drop:
+            limits = []
+            if self.count is not None:
+                limits.append(str(self.count))
+            if self.probability is not None:
+                limits.append(f"{self.probability:.0%}")
+            detail = f" ({', '.join(limits)})" if limits else ""
+            return f"drop {', '.join(self.drop)}{way}{detail}"
+        if self.black_hole:
+            return f"black hole{way}"
+        if self.reset:
+            return "reset"
+        if self.slow_close is not None:
+            return f"slow close {format_duration(self.slow_close)}"
+        if self.media_loss is not None:
+            return f"media loss {self.media_loss:.0%}"
+        if self.media_black_hole:
+            return "media black hole"
+        return "clear"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Step:
     """One entry of ``steps``: an action at a time, or after an event.
@@ -149,7 +222,9 @@ class Step:
     after: float
     """Delay in seconds between :attr:`when` and the action; 0.0 when not given."""
     action: Action
-    """What the step does."""
+    """What the step does (``Verb.FAULT`` for a ``fault:`` step)."""
+    fault: Fault | None = None
+    """The fault of a ``fault:`` step; ``None`` for a ``do:`` step."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -182,6 +257,9 @@ class Settings:
     """Seconds between heartbeats on a phone's link."""
     heartbeat_timeout: float | None = None
     """Seconds without a heartbeat after which a link counts as dead."""
+    media_timeout: float | None = None
+    """Media calls: seconds after the answer within which media must connect, or the
+    call ends ``failed``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -243,6 +321,9 @@ class Scenario:
     """Every phone by name, in the order the file declares them."""
     steps: tuple[Step, ...] = ()
     """The steps in file order."""
+    media: bool = False
+    """``settings: {media: true}``: answered calls carry real aiortc media, and the run
+    goes in real time. (Kept here, not in :class:`Settings`, whose fields are all timers.)"""
     expect: Mapping[str, tuple[ExpectedEntry, ...]] | None = None
     """Each listed phone's whole expected call log, oldest first; ``()`` means
     no entry at all. ``None`` when the file has no ``expect``: the scenario then
@@ -253,6 +334,20 @@ class Scenario:
     )
     """Expectations under other profiles: the scenario runs again under each of them and
     is judged with that profile's labels."""
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """The contract extensions this scenario uses (``fault``, ``media``), in that order.
+
+        An engine that does not model one (the in-memory simulator models neither) must
+        refuse a scenario that uses it.
+        """
+        used = []
+        if any(step.fault is not None for step in self.steps):
+            used.append("fault")
+        if self.media:
+            used.append("media")
+        return tuple(used)
 
     def expectations_for(self, profile: str) -> Mapping[str, tuple[ExpectedEntry, ...]] | None:
         """What a run under ``profile`` is judged against; ``None``: invariants only.

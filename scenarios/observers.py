@@ -26,6 +26,7 @@ __all__ = [
     "OBSERVERS",
     "EventStream",
     "LogEntry",
+    "MediaReport",
     "Observation",
     "Observer",
     "call_logs",
@@ -191,6 +192,23 @@ def label_entries(summaries: Iterable[CallSummary], profile: Profile) -> list[Lo
 
 
 @dataclass
+class MediaReport:
+    """What one end's media did in one call (media calls only), from its ``media`` events.
+
+    Attributes:
+        connected_at: When its ICE and DTLS came up; ``None`` if they never did.
+        failed_at: When aiortc said the media failed or closed by itself, if it did.
+        frames_in: Frames received from the other end, by track kind.
+        packets_in: RTP packets received from the other end.
+    """
+
+    connected_at: float | None = None
+    failed_at: float | None = None
+    frames_in: dict[str, int] = field(default_factory=dict)
+    packets_in: int = 0
+
+
+@dataclass
 class Observation:
     """What the observers derive from one run's event stream.
 
@@ -202,6 +220,7 @@ class Observation:
         logs: Each phone's labeled call log.
         records: The server's call detail records (its private truth, for checks only).
         violations: Invariants that did not hold, for a person.
+        media: Each phone's media per call id (media calls only).
     """
 
     profile: Profile
@@ -211,6 +230,7 @@ class Observation:
     logs: dict[str, list[LogEntry]] = field(default_factory=dict)
     records: list[CallRecord] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    media: dict[str, dict[str, MediaReport]] = field(default_factory=dict)
     violated: list[str] = field(default_factory=list)
     """The names of the invariants that did not hold (each once, in pipeline order)."""
     crossings: list[str] = field(default_factory=list)
@@ -232,6 +252,24 @@ def build_call_logs(obs: Observation) -> None:
     transitions = [Transition.from_event(e) for e in obs.events if e.get("event") == "transition"]
     obs.summaries = call_logs(transitions, obs.phones)
     obs.logs = {name: label_entries(obs.summaries[name], obs.profile) for name in obs.phones}
+
+
+def build_media_reports(obs: Observation) -> None:
+    """Each phone's media per call: when it connected and what it received each way."""
+    for e in obs.events:
+        if e.get("event") != "media":
+            continue
+        report = obs.media.setdefault(str(e["who"]), {}).setdefault(
+            str(e["call_id"]), MediaReport()
+        )
+        state = e.get("state")
+        if state == "connected":
+            report.connected_at = float(e["t"])
+        elif state == "failed":
+            report.failed_at = float(e["t"])
+        elif state == "closed":
+            report.frames_in = dict(e.get("frames_in") or {})
+            report.packets_in = int(e.get("packets_in") or 0)
 
 
 def build_records(obs: Observation) -> None:
@@ -436,6 +474,7 @@ def screens_come_to_rest(obs: Observation) -> None:
 
 OBSERVERS: tuple[Observer, ...] = (
     build_call_logs,
+    build_media_reports,
     build_records,
     every_call_ends_on_every_end,
     both_ends_agree_on_the_answer,

@@ -12,8 +12,17 @@ After the last step the run *settles*: it goes on until no call is in progress a
 every phone that can connect is registered, and no missed-call notice waits for a
 connected phone; a run that does not settle within :data:`SETTLE_LIMIT` fails.
 
-A run is reproducible from its seed: tokens and call ids come from it, and nothing else
-in the run is random.
+A run is reproducible from its seed: tokens and call ids come from it, and so do the
+random parts of ``fault:`` steps (jitter, drops with a probability, media loss), each
+phone's link drawing from its own generator seeded by the run's seed and its name.
+
+Faults (``fault:`` steps) are applied to the phone's :class:`~peers.link.Link` and its
+media shim; see that module for what each does on the wire.
+
+Media scenarios (``settings: {media: true}``) run in **real time** on a plain asyncio loop:
+aiortc's tracks pace themselves on the wall clock and encode in worker threads, which a
+virtual clock cannot follow (shared/reference/tools.md §5). Their results say so
+(:attr:`ScenarioResult.real_time`). Keep their timers short.
 """
 
 from __future__ import annotations
@@ -30,10 +39,10 @@ from typing import IO, Any
 import looptime
 
 from peers.client import PhoneClient
-from peers.link import Link
+from peers.link import DIRECTIONS, DropRule, Link
 from peers.phone import Phone, PhoneError
 from scenarios.expectations import compare_logs
-from scenarios.model import Action, Event, EventKind, PhoneSpec, Scenario, Step, Verb
+from scenarios.model import Action, Event, EventKind, Fault, PhoneSpec, Scenario, Step, Verb
 from scenarios.observers import EventStream, LogEntry, event_logger, observe
 from scenarios.profiles import Profile, Timers, load_profile
 from signaling.messages import Error, ErrorCode
@@ -42,6 +51,7 @@ from signaling.switchboard import Switchboard, SwitchboardSettings
 
 
 __all__ = [
+    "DEFAULT_MEDIA_TIMEOUT",
     "SETTLE_LIMIT",
     "ScenarioResult",
     "judge",
@@ -54,6 +64,12 @@ __all__ = [
 
 SETTLE_LIMIT = 600.0
 """Scenario seconds a run may take to settle after its last step (or to see a ``when``)."""
+
+DEFAULT_MEDIA_TIMEOUT = 10.0
+"""Seconds an answered media call waits for its media to connect before it ends ``failed``
+(``settings.media_timeout`` overrides it). Inferred: apps give ICE 10 to 30 s
+(labels.md §3: Telegram's connect timer 30 s; Element hangs up with ice_failed after 30 s);
+10 s keeps real-time runs short."""
 
 _POLL = 0.1
 """Scenario seconds between checks while settling: cheap, since the clock is virtual."""
@@ -86,6 +102,8 @@ class ScenarioResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     virtual_seconds: float = 0.0
     wall_seconds: float = 0.0
+    real_time: bool = False
+    """Whether the run went in real time (media scenarios) rather than virtual time."""
 
     @property
     def passed(self) -> bool:
@@ -106,7 +124,7 @@ class ScenarioResult:
             },
             "virtual_seconds": round(self.virtual_seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3),
-        }
+        } | ({"real_time": True} if self.real_time else {})
 
 
 def run_scenario(
@@ -117,7 +135,7 @@ def run_scenario(
     log_file: IO[str] | None = None,
     lenient: bool = False,
 ) -> ScenarioResult:
-    """Runs a scenario in its own virtual-time event loop.
+    """Runs a scenario in its own virtual-time event loop (real time for media scenarios).
 
     Args:
         scenario: The scenario.
@@ -127,7 +145,10 @@ def run_scenario(
         lenient: Skip a step the phone cannot do (``PhoneError``), recording a ``step``
             event with ``skipped``, instead of failing the run there.
     """
-    with asyncio.Runner(loop_factory=lambda: looptime.new_event_loop(start=0.0)) as runner:
+    factory: Callable[[], asyncio.AbstractEventLoop] = (
+        asyncio.new_event_loop if scenario.media else lambda: looptime.new_event_loop(start=0.0)
+    )
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(
             run_scenario_async(
                 scenario, seed=seed, profile=profile, log_file=log_file, lenient=lenient
@@ -157,6 +178,7 @@ async def run_scenario_async(
     finally:
         await run.shut_down()
     result.wall_seconds = time.perf_counter() - wall_start
+    result.real_time = scenario.media
     return result
 
 
@@ -186,12 +208,15 @@ def new_phone_client(
     seed: int,
     clock: Callable[[], float],
     logger: Any,
+    media: bool = False,
+    media_timeout: float = DEFAULT_MEDIA_TIMEOUT,
 ) -> PhoneClient:
     """Provisions a phone on the server and builds its logic, radio and driver (not started).
 
     The one place a run's phone is made, for the runner and for :mod:`scenarios.sandbox`.
     Its call ids come from the seed and its name, so they stay the same whatever the
-    other phones do.
+    other phones do; so does its link's generator (jitter, probabilistic drops, media
+    loss). A media phone (``media``) brings up real media on every answered call.
     """
     server.provision(spec.name, token, spec.blocks)
     ids = random.Random(f"{seed}:{spec.name}")
@@ -205,8 +230,16 @@ def new_phone_client(
         ring_timeout=timers.ring_timeout,
         powered=spec.power,
         online=spec.online,
+        media_timeout=media_timeout if media else None,
     )
-    link = Link(DEFAULT_HOST, server.port, phone=spec.name, logger=logger, signal=spec.signal)
+    link = Link(
+        DEFAULT_HOST,
+        server.port,
+        phone=spec.name,
+        logger=logger,
+        signal=spec.signal,
+        rng=random.Random(f"{seed}:link:{spec.name}"),
+    )
     return PhoneClient(
         phone,
         link,
@@ -214,6 +247,7 @@ def new_phone_client(
         heartbeat_timeout=timers.heartbeat_timeout,
         clock=clock,
         logger=logger,
+        media=media,
     )
 
 
@@ -235,7 +269,7 @@ def _timers(scenario: Scenario, profile: Profile) -> Timers:
     overrides = {
         key: value
         for key, value in dataclasses.asdict(scenario.settings).items()
-        if value is not None
+        if value is not None and key != "media_timeout"  # a phone's, not a profile timer
     }
     return dataclasses.replace(profile.timers, **overrides)
 
@@ -295,6 +329,8 @@ class _Run:
                 seed=self.seed,
                 clock=self.now,
                 logger=self.log,
+                media=self.scenario.media,
+                media_timeout=self.scenario.settings.media_timeout or DEFAULT_MEDIA_TIMEOUT,
             )
             self.clients[spec.name] = client
             client.start()
@@ -376,7 +412,10 @@ class _Run:
         action = step.action
         self.log.info("step", index=step.index, line=step.line, do=action.text)
         try:
-            await self._act(action)
+            if step.fault is not None:
+                self._apply_fault(step.fault)
+            else:
+                await self._act(action)
         except PhoneError as exc:
             if self.lenient:
                 # A press that does nothing, as on a real phone: noted, and the run goes on.
@@ -431,6 +470,34 @@ class _Run:
                 await client.go_offline()
             case Verb.GOES_ONLINE:
                 await client.go_online()
+
+    def _apply_fault(self, fault: Fault) -> None:
+        """Puts a ``fault:`` step on the phone's link or media shim (see peers/link.py)."""
+        link = self.clients[fault.phone].link
+        directions = DIRECTIONS if fault.direction == "both" else (fault.direction,)
+        self.log.info("fault", who=fault.phone, fault=fault.describe())
+        if fault.delay is not None:
+            for direction in directions:
+                link.set_delay(direction, fault.delay, fault.jitter)
+        elif fault.drop:
+            types = None if "any" in fault.drop else frozenset(fault.drop)
+            # One rule for both directions, so that 'count' counts frames either way.
+            rule = DropRule(types, fault.count, fault.probability)
+            for direction in directions:
+                link.add_drop(direction, rule)
+        elif fault.black_hole:
+            for direction in directions:
+                link.set_black_hole(direction)
+        elif fault.reset:
+            link.reset()
+        elif fault.slow_close is not None:
+            link.set_slow_close(fault.slow_close)
+        elif fault.media_loss is not None:
+            link.media.loss = fault.media_loss
+        elif fault.media_black_hole:
+            link.media.black_hole = True
+        elif fault.clear:
+            link.clear()
 
     async def _restart_server(self, *, crash: bool) -> None:
         assert self.server is not None

@@ -69,7 +69,7 @@ from signaling.store import MemoryStore
 from signaling.switchboard import ConnectionId, Switchboard
 
 
-__all__ = ["simulate"]
+__all__ = ["NotSimulated", "simulate"]
 
 OFFER_SDP: Final = (
     "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"
@@ -200,6 +200,10 @@ def _timers(scenario: Scenario, profile: Profile) -> Timers:
     )
 
 
+class NotSimulated(ValueError):
+    """A scenario uses a contract extension the simulator does not model."""
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -219,7 +223,16 @@ def simulate(
 
     Returns:
         The result, judged exactly as the runner judges its own.
+
+    Raises:
+        NotSimulated: The scenario uses what the simulator does not model (link faults,
+            real media): play it with the real engine.
     """
+    if scenario.extensions:
+        raise NotSimulated(
+            f"{scenario.path}: the simulator does not model {' or '.join(scenario.extensions)}"
+            " (it would play as if they were not there); use the real engine"
+        )
     wall_start = time.perf_counter()
     chosen = _profile(profile or scenario.profile)
     world = _World(scenario, chosen, seed, lenient)

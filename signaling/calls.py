@@ -12,7 +12,8 @@ A call moves forward on *causes*. A cause is both what happened and what is reco
 the reason for the change: ``reached`` (a callee device acknowledged the offer and is
 alerting), ``answered``, ``link_lost`` / ``resumed`` (a party's link died and came back
 within the reconnect grace), and the end causes (``canceled``, ``declined``, ``no_answer``,
-``unreachable``, ``busy``, ``hung_up``, ``dropped``). Which causes are legal depends on the
+``unreachable``, ``busy``, ``hung_up``, ``dropped``, and ``failed``: an answered
+media call whose media never connected). Which causes are legal depends on the
 state, and the table says so: ``no_answer`` can end a ringing call but not one that is still
 dialing (that one ends ``unreachable``), and ``hung_up`` only ends an answered call (before
 the answer, the caller's hang-up is ``canceled``).
@@ -103,6 +104,8 @@ class Cause(enum.StrEnum):
     """A party's link stayed dead past the reconnect grace."""
     BLOCKED = "blocked"
     """The callee has blocked the caller, and the profile reveals it (Telegram does)."""
+    FAILED = "failed"
+    """Answered, but the media (ICE/DTLS) never connected within the media timeout."""
 
 
 END_CAUSES: Final = frozenset(
@@ -115,6 +118,7 @@ END_CAUSES: Final = frozenset(
         Cause.HUNG_UP,
         Cause.DROPPED,
         Cause.BLOCKED,
+        Cause.FAILED,
     }
 )
 """The causes that end a call."""
@@ -161,11 +165,15 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
         # wins and the answer is void (see summarize), so both ends agree it was not.
         Cause.CANCELED: ENDED,
         Cause.NO_ANSWER: ENDED,
+        # Media calls only: the media never connected after the answer (a phone's media
+        # timer, relayed by the server as the same cause).
+        Cause.FAILED: ENDED,
     },
     RECONNECTING: {
         Cause.RESUMED: ANSWERED,
         Cause.HUNG_UP: ENDED,
         Cause.DROPPED: ENDED,
+        Cause.FAILED: ENDED,  # the media timer may fire while a link is down
         # Answered while the caller was away, and the caller never came back for it: the
         # answer never reached it, so it counts for nobody (see summarize).
         Cause.CANCELED: ENDED,

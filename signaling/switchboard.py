@@ -610,6 +610,11 @@ class Switchboard:
                 self._end(sc, Cause.BUSY, now, by=name)
             case Hangup() if state in (DIALING, RINGING):
                 self._end(sc, Cause.CANCELED, now, by=name)
+            case Hangup(reason="failed" | "dropped") if state in (ANSWERED, RECONNECTING):
+                # A media call's phone gave up on its media (peers/phone.py decides):
+                # the other party ends the call with the same cause.
+                cause = Cause.FAILED if message.reason == "failed" else Cause.DROPPED
+                self._end(sc, cause, now, by=name)
             case Hangup(reason="canceled") if state is ANSWERED:
                 # The caller canceled before the answer reached it: the cancel wins, and
                 # the callee, already in the call, is told the call was canceled.

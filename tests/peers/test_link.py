@@ -263,3 +263,135 @@ async def test_lost_signal_blocks_reconnection_until_it_returns(sandbox):
         registered = await sb.registered("alice", since=back)
         assert registered["t"] == 70.0
         assert alice.phone.registered
+
+
+# --- Faults ---------------------------------------------------------------------------------------
+
+from peers.link import DropRule  # noqa: E402
+from signaling.messages import Answer, Ringing, serialize_message  # noqa: E402
+
+
+HANDSHAKE = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+RESPONSE = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+
+
+def phone_frame(text: str) -> bytes:
+    """A masked text frame, as a phone sends it (RFC 6455 §5.2), mask all zeros for clarity."""
+    data = text.encode()
+    assert len(data) < 126
+    return bytes([0x81, 0x80 | len(data)]) + b"\0\0\0\0" + data
+
+
+def server_frame(text: str) -> bytes:
+    data = text.encode()
+    assert len(data) < 126
+    return bytes([0x81, len(data)]) + data
+
+
+RINGING = serialize_message(Ringing(call_id="c1"))
+ANSWER = serialize_message(Answer(call_id="c1", sdp="v=0"))
+
+
+async def handshaken(tcp: TcpServer, link: Link) -> Any:
+    reader, writer = await asyncio.open_connection(sock=await link.open())
+    far_reader, far_writer = await tcp.next_connection()
+    writer.write(HANDSHAKE)
+    assert await read(far_reader, len(HANDSHAKE)) == HANDSHAKE
+    far_writer.write(RESPONSE)
+    assert await read(reader, len(RESPONSE)) == RESPONSE
+    return reader, writer, far_reader, far_writer
+
+
+async def test_a_drop_removes_exactly_the_matching_frames_and_keeps_the_stream_whole():
+    async with tcp_server_and_link() as (tcp, link):
+        reader, writer, far_reader, far_writer = await handshaken(tcp, link)
+        link.add_drop("to_server", DropRule(frozenset({"answer"}), count=1))
+        writer.write(phone_frame(ANSWER) + phone_frame(RINGING) + phone_frame(ANSWER))
+        expected = phone_frame(RINGING) + phone_frame(ANSWER)  # the first answer is gone
+        assert await read(far_reader, len(expected)) == expected
+        # The other direction is untouched.
+        far_writer.write(server_frame(ANSWER))
+        assert await read(reader, len(server_frame(ANSWER))) == server_frame(ANSWER)
+        writer.close()
+
+
+async def test_a_drop_with_a_probability_is_reproducible_from_the_seed():
+    async def survivors(seed: int) -> bytes:
+        async with tcp_server_and_link() as (tcp, link):
+            link.rng.seed(seed)
+            _reader, writer, far_reader, _far_writer = await handshaken(tcp, link)
+            link.add_drop("to_server", DropRule(frozenset({"ringing"}), probability=0.5))
+            writer.write(phone_frame(RINGING) * 20 + phone_frame(ANSWER))
+            got = b""
+            while not got.endswith(phone_frame(ANSWER)):
+                got += await far_reader.read(4096)
+            writer.close()
+            return got
+
+    first, again = await survivors(1), await survivors(1)
+    assert first == again
+    assert 0 < first.count(RINGING.encode()) < 20
+
+
+async def test_a_delay_holds_each_frame_back_and_keeps_their_order():
+    async with tcp_server_and_link() as (tcp, link):
+        reader, writer, _far_reader, far_writer = await handshaken(tcp, link)
+        link.set_delay("to_phone", 0.3, jitter=0.1)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        far_writer.write(server_frame(RINGING))
+        far_writer.write(server_frame(ANSWER))
+        both = server_frame(RINGING) + server_frame(ANSWER)
+        assert await read(reader, len(both)) == both
+        assert 0.2 <= loop.time() - sent <= 0.4
+        writer.close()
+
+
+async def test_a_one_way_black_hole_stops_one_direction_only_until_cleared():
+    async with tcp_server_and_link() as (tcp, link):
+        reader, writer, far_reader, far_writer = await handshaken(tcp, link)
+        link.set_black_hole("to_server")
+        writer.write(phone_frame(RINGING))
+        await nothing_arrives(far_reader, within=5)
+        far_writer.write(server_frame(RINGING))
+        assert await read(reader, len(server_frame(RINGING))) == server_frame(RINGING)
+        link.clear()
+        writer.write(phone_frame(ANSWER))
+        assert await read(far_reader, len(phone_frame(ANSWER))) == phone_frame(ANSWER)
+        writer.close()
+
+
+async def test_a_slow_close_reaches_the_other_side_late():
+    async with tcp_server_and_link() as (tcp, link):
+        _reader, writer, far_reader, _far_writer = await handshaken(tcp, link)
+        link.set_slow_close(3.0)
+        loop = asyncio.get_running_loop()
+        closed = loop.time()
+        writer.close()
+        async with asyncio.timeout(10):
+            assert await far_reader.read(100) == b""
+        assert loop.time() - closed == pytest.approx(3.0, abs=0.01)
+
+
+async def test_a_reset_cuts_the_connection_and_the_next_one_goes_through():
+    async with tcp_server_and_link() as (tcp, link):
+        _reader, writer, far_reader, _far_writer = await handshaken(tcp, link)
+        link.reset()
+        with pytest.raises(ConnectionResetError):
+            async with asyncio.timeout(1):
+                await far_reader.read(100)
+        async with phone_streams(link):
+            await tcp.next_connection()
+        writer.close()
+
+
+def test_lost_signal_silences_the_media_shim_too():
+    link = Link("127.0.0.1", 1, phone="alice", logger=quiet_logger())
+    assert not link.media.drops()
+    link.media.loss = 1.0
+    assert link.media.drops()
+    link.clear()
+    assert not link.media.drops()
+    link._signal = asyncio.Event()  # lose_signal needs no loop for the media part
+    link.media.no_signal = True
+    assert link.media.drops()

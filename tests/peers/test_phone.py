@@ -715,3 +715,71 @@ def test_a_phone_that_knows_it_has_no_connection_cannot_answer():
     drain(phone)
     _refused(phone, lambda: phone.answer("v=0 answer", 3), "not connected")
     assert phone.messages_to_send() == []
+# --- Media calls: the media timer ------------------------------------------------------------
+
+
+def media_callee(media_timeout: float = 5.0) -> RecordingPhone:
+    """A registered media phone ringing with call c1 and answered at t = 1."""
+    phone = registered()
+    phone.media_timeout = media_timeout
+    phone.receive(incoming(), 0.0)
+    phone.answer("v=0 answer", 1.0)
+    drain(phone)
+    return phone
+
+
+def test_a_signaling_only_phone_runs_no_media_timer():
+    phone = registered()
+    phone.receive(incoming(), 0.0)
+    phone.answer("v=0 answer", 1.0)
+    assert phone.next_wakeup() is None
+
+
+def test_media_not_connected_in_time_ends_the_call_failed_and_says_so():
+    phone = media_callee()
+    assert phone.next_wakeup() == 6.0
+    phone.wake(6.0)
+    assert steps(phone, "c1")[-1] == ("ended", "failed", 6.0)
+    assert phone.messages_to_send() == [Hangup(call_id="c1", reason="failed")]
+    assert phone.next_wakeup() is None
+
+
+def test_connected_media_stops_the_media_timer():
+    phone = media_callee()
+    phone.media_connected("c1", 1.1)
+    phone.media_flowing("c1", 5.5)
+    phone.wake(6.0)
+    assert steps(phone, "c1")[-1][:2] == ("answered", "answered")
+    assert phone.next_wakeup() == 5.5 + phone.media_stall
+
+
+def test_media_that_fails_before_connecting_fails_the_call_at_once():
+    phone = media_callee()
+    phone.media_failed("c1", 2.0)
+    assert steps(phone, "c1")[-1] == ("ended", "failed", 2.0)
+
+
+def test_stalled_media_shows_reconnecting_and_resumes_when_packets_return():
+    phone = media_callee()
+    phone.media_connected("c1", 1.1)
+    phone.wake(1.1 + phone.media_stall)
+    assert phone.screen is Screen.RECONNECTING
+    assert steps(phone, "c1")[-1][:2] == ("reconnecting", "link_lost")
+    phone.media_flowing("c1", 4.0)
+    assert phone.screen is Screen.IN_CALL
+    assert steps(phone, "c1")[-1] == ("answered", "resumed", 4.0)
+    assert phone.messages_to_send() == []  # the server's view never changed
+
+
+def test_stalled_media_past_the_grace_ends_the_call_dropped_and_says_so():
+    phone = media_callee()
+    phone.media_connected("c1", 1.1)
+    stalled = 1.1 + phone.media_stall
+    phone.wake(stalled)
+    drain(phone)
+    assert phone.next_wakeup() == stalled + GRACE
+    phone.wake(stalled + GRACE)
+    assert steps(phone, "c1")[-1] == ("ended", "dropped", stalled + GRACE)
+    assert phone.messages_to_send() == [Hangup(call_id="c1", reason="dropped")]
+    (summary,) = phone.call_log()
+    assert summary.duration == pytest.approx(stalled - 1.0)  # up to the loss

@@ -178,7 +178,8 @@ def test_verbs_follow_their_weights() -> None:
     total = sum(verbs.values())
     weights = dict(VERB_WEIGHTS)
     weight_sum = sum(weights.values())
-    assert set(verbs) == set(Verb)
+    # Fault steps are a contract extension the generator does not write (yet).
+    assert set(verbs) == set(Verb) - {Verb.FAULT}
     for verb, weight in weights.items():
         expected = weight / weight_sum
         share = verbs[verb] / total

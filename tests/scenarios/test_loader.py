@@ -10,6 +10,7 @@ from scenarios.model import (
     Event,
     EventKind,
     ExpectedEntry,
+    Fault,
     PhoneSpec,
     Scenario,
     Settings,
@@ -714,7 +715,6 @@ def test_bad_expect_entries(entry, message):
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
-        (PHONES + "steps:\n  - at: 5s\n    fault: {phone: alice, delay: 300ms}\n", 5, "fault"),
         ("name: test\nphones:\n  alice: {}\n  bob: {devices: 2}\n", 4, "devices"),
     ],
 )
@@ -831,3 +831,126 @@ def test_an_unknown_profile_in_expect_profiles_is_named():
         )
     assert error.value.line == 4
     assert "unknown profile 'sgnal'" in error.value.message
+
+
+# --- Contract extension: fault steps and media ---------------------------------------------------
+
+# The fault steps of DESIGN.md's "Extensions of the contract", verbatim.
+DESIGN_FAULTS = """\
+steps:
+  - at: 5s                            # faults on a phone's link (and media path)
+    fault: {phone: alice, delay: 300ms, jitter: 50ms}
+  - at: 6s
+    fault: {phone: bob, drop: answer, direction: to_phone, count: 1}
+  - at: 9s
+    fault: {phone: alice, media_loss: 30%}
+  - at: 20s
+    fault: {phone: alice, clear: true}
+"""
+
+
+def test_the_design_fault_steps_load():
+    scenario = load(PHONES + DESIGN_FAULTS)
+    faults = [step.fault for step in scenario.steps]
+    assert faults == [
+        Fault("alice", delay=0.3, jitter=0.05),
+        Fault("bob", direction="to_phone", drop=("answer",), count=1),
+        Fault("alice", media_loss=0.3),
+        Fault("alice", clear=True),
+    ]
+    assert [step.action.verb for step in scenario.steps] == [Verb.FAULT] * 4
+    assert scenario.steps[1].action.text == "fault on bob: drop answer to_phone (1)"
+    assert scenario.steps[1].action.actor == "bob"
+    assert scenario.extensions == ("fault",)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            "{phone: bob, drop: [ringing, answer], probability: 0.25}",
+            Fault("bob", drop=("ringing", "answer"), probability=0.25),
+        ),
+        (
+            "{phone: bob, drop: any, direction: to_server}",
+            Fault("bob", direction="to_server", drop=("any",)),
+        ),
+        (
+            "{phone: bob, black_hole: true, direction: to_phone}",
+            Fault("bob", direction="to_phone", black_hole=True),
+        ),
+        ("{phone: bob, reset: true}", Fault("bob", reset=True)),
+        ("{phone: bob, slow_close: 2s}", Fault("bob", slow_close=2.0)),
+        ("{phone: bob, media_loss: 1}", Fault("bob", media_loss=1.0)),
+        ("{phone: bob, media_black_hole: true}", Fault("bob", media_black_hole=True)),
+    ],
+)
+def test_every_fault_kind_loads(fault, expected):
+    scenario = load(PHONES + f"steps:\n  - at: 1s\n    fault: {fault}\n")
+    assert scenario.steps[0].fault == expected
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("{delay: 1s}", "steps[0].fault: missing 'phone'"),
+        ("{phone: dave, delay: 1s}", "steps[0].fault.phone: 'dave' is not a declared phone"),
+        ("{phone: bob}", "steps[0].fault: say which fault: one of delay, drop"),
+        ("{phone: bob, delay: 1s, reset: true}", "one fault per step: 'delay' and 'reset'"),
+        ("{phone: bob, reset: true, jitter: 1s}", "'jitter' goes with delay, not with 'reset'"),
+        ("{phone: bob, delay: 1s, count: 2}", "'count' goes with drop, not with 'delay'"),
+        ("{phone: bob, drop: anser}", "unknown message type 'anser' (did you mean 'answer'?)"),
+        (
+            "{phone: bob, drop: incoming, direction: to_server}",
+            "'incoming' never goes to_server; it goes to_phone",
+        ),
+        ("{phone: bob, drop: answer, direction: up}", "expected one of to_server, to_phone, both"),
+        ("{phone: bob, drop: answer, count: 0}", "expected a whole number of 1 or more, got 0"),
+        ("{phone: bob, drop: answer, probability: 150%}", "expected a share such as 30% or 0.3"),
+        ("{phone: bob, media_loss: lots}", "expected a share such as 30% or 0.3, got 'lots'"),
+        (
+            "{phone: bob, black_hole: false}",
+            "expected true, got false (to undo a fault, use 'clear",
+        ),
+        ("{phone: bob, delay: soon}", "steps[0].fault.delay: invalid duration 'soon'"),
+        ("{phone: bob, delay: 1s, colour: red}", "unknown key 'colour'"),
+        ("delay", "steps[0].fault: expected a mapping such as {phone: alice, delay: 300ms}"),
+    ],
+)
+def test_bad_fault_steps_name_the_line_and_the_field(fault, message):
+    error = load_error(PHONES + f"steps:\n  - at: 1s\n    fault: {fault}\n")
+    assert error.line == 5, error
+    assert message in error.message, error.message
+
+
+def test_a_step_cannot_both_do_and_fault():
+    error = load_error(
+        PHONES
+        + "steps:\n  - at: 1s\n    do: alice calls bob\n    fault: {phone: bob, reset: true}\n"
+    )
+    assert error.line == 6
+    assert "use either 'do' or 'fault', not both" in error.message
+
+
+def test_a_fault_step_can_wait_for_an_event():
+    scenario = load(
+        PHONES + "steps:\n  - {at: 0s, do: alice calls bob}\n"
+        "  - {when: bob rings, fault: {phone: bob, drop: answer, count: 1}}\n"
+    )
+    step = scenario.steps[1]
+    assert step.when is not None and step.fault == Fault("bob", drop=("answer",), count=1)
+
+
+def test_media_settings_load():
+    scenario = load(PHONES + "settings: {media: true, media_timeout: 2s}\n")
+    assert scenario.media is True
+    assert scenario.settings == Settings(media_timeout=2.0)
+    assert scenario.extensions == ("media",)
+    assert load(PHONES).media is False
+    assert load(PHONES).extensions == ()
+
+
+def test_media_must_be_true_or_false():
+    error = load_error(PHONES + "settings:\n  media: yes please\n")
+    assert error.line == 4
+    assert "settings.media: expected true or false, got 'yes please'" in error.message

@@ -38,7 +38,7 @@ RING_TIMERS = {"server", "caller", "callee"}
 DIRECTIONS = ("outgoing", "incoming")
 
 UNANSWERED = {"canceled", "declined", "busy", "no_answer", "unreachable", "dropped"}
-AFTER_ANSWER = {"hung_up", "dropped"}
+AFTER_ANSWER = {"hung_up", "dropped", "failed"}  # failed: media calls only
 
 
 def read(name: str) -> dict[str, Any]:

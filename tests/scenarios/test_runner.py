@@ -508,3 +508,134 @@ def test_result_as_json_has_the_design_keys() -> None:
     phones = document["phones"]
     assert isinstance(phones, dict)
     assert set(phones) == {"alice", "bob", "carol"}
+
+
+# --- Faults on the wire (virtual time) and real media (real time) ---------------------------------
+
+LIBRARY_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "scenarios" / "library"
+
+
+def library_run(name: str, **kwargs: Any) -> ScenarioResult:
+    from scenarios.loader import load_scenario
+
+    return run_scenario(load_scenario(LIBRARY_DIR / name), profile="whatsapp", **kwargs)
+
+
+def frames(result: ScenarioResult, type_: str) -> list[dict[str, Any]]:
+    return [e for e in result.events if e["event"] == "frame" and e["type"] == type_]
+
+
+def screens(result: ScenarioResult, who: str) -> list[str]:
+    return [e["screen"] for e in result.events if e["event"] == "screen" and e["who"] == who]
+
+
+def test_a_dropped_answer_never_reaches_the_server_and_the_ring_timer_ends_the_call() -> None:
+    result = library_run("42-fault-answer-lost-ring-timer.yaml")
+    assert result.passed, result.failures
+    assert frames(result, "answer") == []  # neither into the server nor out of it
+    (dropped,) = [e for e in result.events if e["event"] == "wire"]
+    assert (dropped["who"], dropped["type"], dropped["direction"]) == ("bob", "answer", "to_server")
+    ended = [e for e in transitions(result, "server") if e["to"] == "ended"]
+    assert [(e["cause"], e["at"]) for e in ended] == [
+        ("no_answer", 45.0)
+    ]  # rang at 0 s, the answer at 2 s lost
+
+
+def test_a_dropped_offer_leaves_the_caller_at_calling_until_the_dial_timer() -> None:
+    result = library_run("43-fault-offer-lost-dial-timer.yaml")
+    assert result.passed, result.failures
+    assert [e["receiver"] for e in frames(result, "incoming")] == ["bob"]  # sent, never arrived
+    assert not [e for e in transitions(result, "bob") if e["to"] == "ringing"]
+    ended = [e for e in transitions(result, "server") if e["to"] == "ended"]
+    assert [(e["cause"], e["at"]) for e in ended] == [("unreachable", 31.0)]
+    assert "ringing" not in screens(result, "alice")
+
+
+def test_latency_holds_each_frame_back_in_order() -> None:
+    result = library_run("44-fault-latency-and-jitter.yaml")
+    assert result.passed, result.failures
+    (offer,) = frames(result, "offer")
+    (answer_in,) = [e for e in transitions(result, "alice") if e["to"] == "answered"]
+    (answer_out,) = [e for e in frames(result, "answer") if e["sender"] == "server"]
+    # The offer left alice at 1 s and reached the server 250-350 ms later; the answer
+    # reached alice as late after the server relayed it.
+    assert 1.25 <= offer["t"] <= 1.35
+    assert 0.25 <= answer_in["at"] - answer_out["t"] <= 0.35
+
+
+def test_the_same_seed_draws_the_same_jitter() -> None:
+    one = library_run("44-fault-latency-and-jitter.yaml", seed=7)
+    two = library_run("44-fault-latency-and-jitter.yaml", seed=7)
+    other = library_run("44-fault-latency-and-jitter.yaml", seed=8)
+    assert comparable(one.events) == comparable(two.events)
+    assert [e["t"] for e in frames(one, "offer")] != [e["t"] for e in frames(other, "offer")]
+
+
+def test_a_one_way_black_hole_drops_the_call_on_both_ends() -> None:
+    result = library_run("45-fault-one-way-black-hole-dropped.yaml")
+    assert result.passed, result.failures
+    assert "reconnecting" in screens(result, "alice")
+    assert "reconnecting" in screens(result, "bob")
+
+
+def test_a_reset_is_noticed_at_once_and_the_call_resumes() -> None:
+    result = library_run("46-fault-reset-mid-call-resumes.yaml")
+    assert result.passed, result.failures
+    lost = [e for e in transitions(result, "server") if e["cause"] == "link_lost"]
+    resumed = [e for e in transitions(result, "server") if e["cause"] == "resumed"]
+    assert [e["at"] for e in lost] == [10.0]
+    assert len(resumed) == 1 and resumed[0]["at"] - 10.0 < 1.0
+
+
+def test_within_grace_the_same_call_resumes_and_both_screens_showed_reconnecting() -> None:
+    result = library_run("40-signal-lost-resumed-within-grace.yaml")
+    assert result.passed, result.failures
+    assert len(call_ids(result)) == 1
+    for who in ("alice", "bob"):
+        shown = screens(result, who)
+        assert shown.index("reconnecting") < len(shown) - 1 - shown[::-1].index("in_call")
+
+
+def test_a_callee_whose_signal_returns_while_the_caller_waits_starts_ringing() -> None:
+    result = library_run("41-no-signal-callee-returns-and-rings.yaml")
+    assert result.passed, result.failures
+    (rang,) = [e for e in transitions(result, "bob") if e["to"] == "ringing"]
+    assert rang["at"] == pytest.approx(10.0, abs=0.1)
+    assert screens(result, "alice")[:2] == ["calling", "ringing"]
+
+
+# Real media: these run in real time (a few seconds each), on 127.0.0.1 only.
+
+
+@pytest.mark.timeout(30)
+def test_real_media_flows_both_ways_and_every_peer_connection_closes() -> None:
+    result = library_run("50-media-call-both-ways.yaml")
+    assert result.passed, result.failures
+    assert result.real_time and result.as_json()["real_time"] is True
+    media = [e for e in result.events if e["event"] == "media"]
+    connected = {e["who"] for e in media if e["state"] == "connected"}
+    closed = {e["who"]: e for e in media if e["state"] == "closed"}
+    assert connected == {"alice", "bob"}
+    for who in ("alice", "bob"):
+        assert closed[who]["packets_in"] > 20, closed[who]
+        assert closed[who]["frames_in"]["audio"] > 20, closed[who]
+        assert closed[who]["frames_in"]["video"] > 10, closed[who]
+
+
+@pytest.mark.timeout(30)
+def test_media_that_never_connects_ends_the_call_failed_on_both_ends() -> None:
+    result = library_run("51-media-never-connects-failed.yaml")
+    assert result.passed, result.failures
+    assert not [e for e in result.events if e["event"] == "media" and e["state"] == "connected"]
+    ended = [e for e in transitions(result, "server") if e["to"] == "ended"]
+    assert [e["cause"] for e in ended] == ["failed"]
+
+
+@pytest.mark.timeout(30)
+def test_media_lost_mid_call_ends_it_dropped_on_both_ends() -> None:
+    result = library_run("52-media-lost-mid-call-dropped.yaml")
+    assert result.passed, result.failures
+    for who in ("alice", "bob"):
+        (entry,) = result.logs[who]
+        assert entry.label == "dropped"
+        assert "reconnecting" in screens(result, who)

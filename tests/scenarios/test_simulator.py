@@ -16,7 +16,9 @@ from scenarios.simulator import simulate
 
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
-FILES = sorted(LIBRARY.glob("*.yaml"))
+# The simulator models neither link faults nor real media (Scenario.extensions): the
+# library scenarios that use them are the real engine's alone (tests/scenarios/test_library.py).
+FILES = [path for path in sorted(LIBRARY.glob("*.yaml")) if not load_scenario(path).extensions]
 PROFILES = profile_names()
 
 
@@ -392,3 +394,15 @@ def test_the_result_is_judged_like_the_runners() -> None:
         result.as_json()["phones"] == run_scenario(sc, profile="signal", seed=9).as_json()["phones"]
     )
     assert result.wall_seconds > 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(LIBRARY.glob("*.yaml")) if load_scenario(p).extensions],
+    ids=lambda p: p.name,
+)
+def test_the_simulator_refuses_what_it_does_not_model(path):
+    from scenarios.simulator import NotSimulated
+
+    with pytest.raises(NotSimulated, match="use the real engine"):
+        simulate(load_scenario(path))

@@ -57,12 +57,14 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.DROPPED: S.ENDED,
         C.CANCELED: S.ENDED,  # a cancel that crossed the answer
         C.NO_ANSWER: S.ENDED,  # a ring timer that crossed the answer
+        C.FAILED: S.ENDED,  # a media call whose media never connected
     },
     S.RECONNECTING: {
         C.RESUMED: S.ANSWERED,
         C.HUNG_UP: S.ENDED,
         C.DROPPED: S.ENDED,
-        C.CANCELED: S.ENDED,
+        C.FAILED: S.ENDED,
+        C.CANCELED: S.ENDED,  # answered while the caller was away for good
     },
     S.ENDED: {},
 }
@@ -110,6 +112,7 @@ def test_end_causes():
         C.HUNG_UP,
         C.DROPPED,
         C.BLOCKED,
+        C.FAILED,
     } == END_CAUSES
     # every end cause, and nothing else, leads to ENDED
     for causes in EXPECTED.values():
@@ -162,7 +165,7 @@ def test_invalid_transition_lists_the_allowed_causes():
         call.fire(C.DECLINED, 5.0)
     assert str(info.value) == (
         "call c1 is answered: declined is not allowed "
-        "(allowed: canceled, dropped, hung_up, link_lost, no_answer)"
+        "(allowed: canceled, dropped, failed, hung_up, link_lost, no_answer)"
     )
 
 

@@ -960,9 +960,7 @@ def test_every_decision_is_handed_over_as_a_change_to_keep():
     sb = Switchboard(SETTINGS)
     sb.connect(ConnectionId(1), 0)
     sb.receive(ConnectionId(1), Register(name="alice", token=token_for("alice")), 0)
-    assert sb.changes_to_keep() == [
-        AccountCreated("alice", Account.hash_token(token_for("alice")))
-    ]
+    assert sb.changes_to_keep() == [AccountCreated("alice", Account.hash_token(token_for("alice")))]
     sb.receive(ConnectionId(1), Block(name="bob"), 1)
     sb.receive(ConnectionId(1), Block(name="bob"), 1)  # no change the second time
     assert sb.changes_to_keep() == [BlockChanged("alice", "bob", True)]
