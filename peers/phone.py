@@ -19,6 +19,17 @@ Reconnecting…; on reconnecting the phone lists the calls it still holds, and t
 says which of them go on. Calls still waiting when the grace runs out end as ``dropped``.
 Powering off loses every call at once (they end ``dropped``), because a switched-off
 phone keeps no state but its call log.
+
+Devices: a :class:`Phone` with a ``device`` is one of several devices of its name. It
+registers with that device id, and its transitions and screens are recorded under its end
+(``bob#2``). The server tells it when another device of the name answered or declined
+(``call_ended`` ``answered_elsewhere`` / ``declined_elsewhere``).
+
+Glare: an ``incoming`` from the very phone this one is calling, while that call is still
+unanswered, is not a busy line: both wanted to talk. The phone applies the server's rule
+(the lower call id survives) on its own, without a frame: if the incoming call has the
+lower id, its own call ends ``glare`` and the incoming one rings; otherwise the incoming
+call is ignored (the server ends it ``glare`` too, and it never enters the call log).
 """
 
 from __future__ import annotations
@@ -40,6 +51,8 @@ from signaling.calls import (
     CallSummary,
     Cause,
     Transition,
+    end_name,
+    party_name,
     summarize,
 )
 from signaling.messages import (
@@ -89,7 +102,7 @@ class Screen(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ScreenChange:
-    """The screen of ``who`` changed at ``at``."""
+    """The screen of the end ``who`` (``bob``, or ``bob#2`` for a device) changed at ``at``."""
 
     who: str
     from_screen: Screen
@@ -112,7 +125,7 @@ class _PhoneCall:
 
     @property
     def is_outgoing(self) -> bool:
-        return self.call.who == self.call.info.caller
+        return party_name(self.call.who) == self.call.info.caller
 
     @property
     def peer(self) -> str:
@@ -139,6 +152,7 @@ class Phone:
             is this phone's role (``caller`` or ``callee``), the phone itself hangs up
             after ``ring_timeout`` with reason ``no_answer``.
         ring_timeout: Seconds of ringing before that.
+        device: Which of its name's devices this phone is; ``None`` for a name's only one.
     """
 
     def __init__(
@@ -153,8 +167,12 @@ class Phone:
         ring_timeout: float = 45.0,
         powered: bool = True,
         online: bool = True,
+        device: str | None = None,
     ) -> None:
         self.name = name
+        self.device = device
+        self.end = end_name(name, device)
+        """Whose view this phone's transitions and screens are: ``bob``, or ``bob#2``."""
         self.ring_timer = ring_timer
         self.ring_timeout = ring_timeout
         self._ring_deadlines: dict[str, float] = {}
@@ -193,7 +211,7 @@ class Phone:
         self.check_call(callee)
         call_id = self._new_call_id()
         info = CallInfo(call_id, self.name, callee, kind, now)
-        pc = _PhoneCall(Call(self.name, info), offer_sdp=sdp)
+        pc = _PhoneCall(Call(self.end, info), offer_sdp=sdp)
         self._calls[call_id] = pc
         self._fire(pc, Cause.PLACED, now)
         self._send(Offer(call_id=call_id, to=callee, kind=kind, sdp=sdp))
@@ -315,7 +333,8 @@ class Phone:
     def link_up(self, now: float) -> None:
         """A connection to the server is open: registers, listing the calls it still holds."""
         held = [pc.call.call_id for pc in self._live_calls()]
-        self._send(Register(name=self.name, token=self.token, calls=held), force=True)
+        register = Register(name=self.name, token=self.token, calls=held, device=self.device)
+        self._send(register, force=True)
         self._done(now)
 
     def link_down(self, now: float) -> None:
@@ -464,8 +483,20 @@ class Phone:
             if known.call.state is RINGING:
                 self._send(Ringing(call_id=message.call_id))
             return
+        own = self.active_call
+        if (
+            own is not None
+            and own.is_outgoing
+            and own.peer == message.from_
+            and own.call.state in (DIALING, RINGING)
+        ):
+            # Glare, decided by the server's rule (code-point order of the ids): the server
+            # ends the loser the same way, so no frame is needed for it.
+            if own.call.call_id < message.call_id:
+                return  # the incoming call lost: it never rings and is never logged
+            self._fire(own, Cause.GLARE, now)
         info = CallInfo(message.call_id, message.from_, self.name, message.kind, message.placed_at)
-        pc = _PhoneCall(Call(self.name, info), offer_sdp=message.sdp)
+        pc = _PhoneCall(Call(self.end, info), offer_sdp=message.sdp)
         self._calls[message.call_id] = pc
         if self.active_call is not None:
             # In another call: the device refuses, and logs the call it could not take.
@@ -479,7 +510,7 @@ class Phone:
         pc = self._calls.get(notice.call_id)
         if pc is None:
             info = CallInfo(notice.call_id, notice.from_, self.name, notice.kind, notice.placed_at)
-            pc = _PhoneCall(Call(self.name, info))
+            pc = _PhoneCall(Call(self.end, info))
             self._calls[notice.call_id] = pc
         # Logged once however often the notice comes: a known, ended call stays as it is.
         if not pc.call.is_over:
@@ -537,7 +568,7 @@ class Phone:
         """Records a screen change, if any; called at the end of every input."""
         screen = self._compute_screen()
         if screen is not self._screen:
-            self._screens.append(ScreenChange(self.name, self._screen, screen, now))
+            self._screens.append(ScreenChange(self.end, self._screen, screen, now))
             self._screen = screen
 
     def _compute_screen(self) -> Screen:

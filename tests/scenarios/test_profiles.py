@@ -49,6 +49,7 @@ def test_whatsapp_loads() -> None:
         "no_answer",
         "busy",
         "dropped",
+        "answered_elsewhere",
     }
 
 
