@@ -30,6 +30,9 @@ unanswered, is not a busy line: both wanted to talk. The phone applies the serve
 (the lower call id survives) on its own, without a frame: if the incoming call has the
 lower id, its own call ends ``glare`` and the incoming one rings; otherwise the incoming
 call is ignored (the server ends it ``glare`` too, and it never enters the call log).
+The same holds when the person calls back the phone that is ringing this one (the offer
+was being made as the call came in, Matrix's "glare while preparing"): the call is
+placed, and whichever of the two has the higher id ends ``glare`` here at once.
 """
 
 from __future__ import annotations
@@ -209,12 +212,17 @@ class Phone:
             PhoneError: The phone is off, has no connection, or is in a call already.
         """
         self.check_call(callee)
+        rival = self.active_call  # not None only for glare: the callee is ringing this phone
         call_id = self._new_call_id()
         info = CallInfo(call_id, self.name, callee, kind, now)
         pc = _PhoneCall(Call(self.end, info), offer_sdp=sdp)
         self._calls[call_id] = pc
         self._fire(pc, Cause.PLACED, now)
+        # Sent even when it is about to lose: the server decides, the phone only foresees.
         self._send(Offer(call_id=call_id, to=callee, kind=kind, sdp=sdp))
+        if rival is not None:
+            loser = pc if rival.call.call_id < call_id else rival
+            self._fire(loser, Cause.GLARE, now)
         self._done(now)
         return call_id
 
@@ -228,7 +236,8 @@ class Phone:
             raise PhoneError(f"{self.name} cannot call: it has no connection to the server")
         if callee == self.name:
             raise PhoneError(f"{self.name} cannot call itself")
-        if self.active_call is not None:
+        pc = self.active_call
+        if pc is not None and not _calls_back(pc, callee):
             raise PhoneError(f"{self.name} cannot call: it is in a call already")
 
     def answer(self, sdp: str, now: float) -> str:
@@ -585,6 +594,11 @@ class Phone:
         if not pc.is_outgoing:
             return Screen.INCOMING
         return Screen.RINGING if state is RINGING else Screen.CALLING
+
+
+def _calls_back(pc: _PhoneCall, callee: str) -> bool:
+    """Whether calling ``callee`` while ``pc`` is live is glare: ``callee`` is ringing us."""
+    return not pc.is_outgoing and pc.peer == callee and pc.call.state is RINGING
 
 
 def _end_cause(reason: str) -> Cause:
