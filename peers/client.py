@@ -96,8 +96,8 @@ class PhoneClient:
 
     @property
     def name(self) -> str:
-        """The phone's name."""
-        return self.phone.name
+        """The phone's end: its name, or ``name#device`` for one of several devices."""
+        return self.phone.end
 
     def now(self) -> float:
         """The time on the scenario clock."""

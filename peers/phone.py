@@ -27,6 +27,20 @@ does (:meth:`~Phone.media_connected`, :meth:`~Phone.media_flowing`,
 ``media_stall`` seconds turns the call Reconnecting… (``link_lost``, as a lost link does),
 and if it does not come back within the reconnect grace the call ends ``dropped``. Either
 way the phone hangs up with that reason, so the other end logs the same cause.
+
+Devices: a :class:`Phone` with a ``device`` is one of several devices of its name. It
+registers with that device id, and its transitions and screens are recorded under its end
+(``bob#2``). The server tells it when another device of the name answered or declined
+(``call_ended`` ``answered_elsewhere`` / ``declined_elsewhere``).
+
+Glare: an ``incoming`` from the very phone this one is calling, while that call is still
+unanswered, is not a busy line: both wanted to talk. The phone applies the server's rule
+(the lower call id survives) on its own, without a frame: if the incoming call has the
+lower id, its own call ends ``glare`` and the incoming one rings; otherwise the incoming
+call is ignored (the server ends it ``glare`` too, and it never enters the call log).
+The same holds when the person calls back the phone that is ringing this one (the offer
+was being made as the call came in, Matrix's "glare while preparing"): the call is
+placed, and whichever of the two has the higher id ends ``glare`` here at once.
 """
 
 from __future__ import annotations
@@ -49,6 +63,8 @@ from signaling.calls import (
     CallSummary,
     Cause,
     Transition,
+    end_name,
+    party_name,
     summarize,
 )
 from signaling.messages import (
@@ -99,7 +115,7 @@ class Screen(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ScreenChange:
-    """The screen of ``who`` changed at ``at``."""
+    """The screen of the end ``who`` (``bob``, or ``bob#2`` for a device) changed at ``at``."""
 
     who: str
     from_screen: Screen
@@ -133,7 +149,7 @@ class _PhoneCall:
 
     @property
     def is_outgoing(self) -> bool:
-        return self.call.who == self.call.info.caller
+        return party_name(self.call.who) == self.call.info.caller
 
     @property
     def peer(self) -> str:
@@ -165,6 +181,7 @@ class Phone:
             media timer.
         media_stall: For media calls, seconds without a received packet after which
             the media counts as lost (Reconnecting…).
+        device: Which of its name's devices this phone is; ``None`` for a name's only one.
     """
 
     def __init__(
@@ -181,8 +198,12 @@ class Phone:
         online: bool = True,
         media_timeout: float | None = None,
         media_stall: float = 1.0,
+        device: str | None = None,
     ) -> None:
         self.name = name
+        self.device = device
+        self.end = end_name(name, device)
+        """Whose view this phone's transitions and screens are: ``bob``, or ``bob#2``."""
         self.media_timeout = media_timeout
         self.media_stall = media_stall
         self._media: dict[str, _MediaWatch] = {}
@@ -222,12 +243,17 @@ class Phone:
             PhoneError: The phone is off, has no connection, or is in a call already.
         """
         self.check_call(callee)
+        rival = self.active_call  # not None only for glare: the callee is ringing this phone
         call_id = self._new_call_id()
         info = CallInfo(call_id, self.name, callee, kind, now)
-        pc = _PhoneCall(Call(self.name, info), offer_sdp=sdp)
+        pc = _PhoneCall(Call(self.end, info), offer_sdp=sdp)
         self._calls[call_id] = pc
         self._fire(pc, Cause.PLACED, now)
+        # Sent even when it is about to lose: the server decides, the phone only foresees.
         self._send(Offer(call_id=call_id, to=callee, kind=kind, sdp=sdp))
+        if rival is not None:
+            loser = pc if rival.call.call_id < call_id else rival
+            self._fire(loser, Cause.GLARE, now)
         self._done(now)
         return call_id
 
@@ -241,7 +267,8 @@ class Phone:
             raise PhoneError(f"{self.name} cannot call: it has no connection to the server")
         if callee == self.name:
             raise PhoneError(f"{self.name} cannot call itself")
-        if self.active_call is not None:
+        pc = self.active_call
+        if pc is not None and not _calls_back(pc, callee):
             raise PhoneError(f"{self.name} cannot call: it is in a call already")
 
     def answer(self, sdp: str, now: float) -> str:
@@ -350,7 +377,8 @@ class Phone:
     def link_up(self, now: float) -> None:
         """A connection to the server is open: registers, listing the calls it still holds."""
         held = [pc.call.call_id for pc in self._live_calls()]
-        self._send(Register(name=self.name, token=self.token, calls=held), force=True)
+        register = Register(name=self.name, token=self.token, calls=held, device=self.device)
+        self._send(register, force=True)
         self._done(now)
 
     def link_down(self, now: float) -> None:
@@ -564,8 +592,20 @@ class Phone:
             if known.call.state is RINGING:
                 self._send(Ringing(call_id=message.call_id))
             return
+        own = self.active_call
+        if (
+            own is not None
+            and own.is_outgoing
+            and own.peer == message.from_
+            and own.call.state in (DIALING, RINGING)
+        ):
+            # Glare, decided by the server's rule (code-point order of the ids): the server
+            # ends the loser the same way, so no frame is needed for it.
+            if own.call.call_id < message.call_id:
+                return  # the incoming call lost: it never rings and is never logged
+            self._fire(own, Cause.GLARE, now)
         info = CallInfo(message.call_id, message.from_, self.name, message.kind, message.placed_at)
-        pc = _PhoneCall(Call(self.name, info), offer_sdp=message.sdp)
+        pc = _PhoneCall(Call(self.end, info), offer_sdp=message.sdp)
         self._calls[message.call_id] = pc
         if self.active_call is not None:
             # In another call: the device refuses, and logs the call it could not take.
@@ -579,7 +619,7 @@ class Phone:
         pc = self._calls.get(notice.call_id)
         if pc is None:
             info = CallInfo(notice.call_id, notice.from_, self.name, notice.kind, notice.placed_at)
-            pc = _PhoneCall(Call(self.name, info))
+            pc = _PhoneCall(Call(self.end, info))
             self._calls[notice.call_id] = pc
         # Logged once however often the notice comes: a known, ended call stays as it is.
         if not pc.call.is_over:
@@ -645,7 +685,7 @@ class Phone:
         """Records a screen change, if any; called at the end of every input."""
         screen = self._compute_screen()
         if screen is not self._screen:
-            self._screens.append(ScreenChange(self.name, self._screen, screen, now))
+            self._screens.append(ScreenChange(self.end, self._screen, screen, now))
             self._screen = screen
 
     def _compute_screen(self) -> Screen:
@@ -673,6 +713,11 @@ _OFFER_REFUSALS: Final = frozenset(
     }
 )
 """Error codes only an ``offer`` can get: the call was refused, never placed."""
+
+
+def _calls_back(pc: _PhoneCall, callee: str) -> bool:
+    """Whether calling ``callee`` while ``pc`` is live is glare: ``callee`` is ringing us."""
+    return not pc.is_outgoing and pc.peer == callee and pc.call.state is RINGING
 
 
 def _end_cause(reason: str) -> Cause:

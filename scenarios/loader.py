@@ -72,7 +72,7 @@ _TOP_KEYS = (
     "expect",
     "expect_profiles",
 )
-_PHONE_KEYS = ("power", "signal", "online", "blocks")
+_PHONE_KEYS = ("power", "signal", "online", "blocks", "devices")
 _STEP_KEYS = ("at", "when", "after", "do", "fault")
 _ENTRY_KEYS = ("label", "with", "kind", "reached", "duration", "direction")
 _MEDIA_SETTING = "media"  # the one true/false setting (Scenario.media); the rest are timers
@@ -102,7 +102,7 @@ _ANY_MESSAGE = "any"
 # Keys that later issues add to the contract. They get their own message so a
 # file written for a newer version fails saying so, not with "unknown key".
 _TOP_EXTENSIONS: tuple[str, ...] = ()
-_PHONE_EXTENSIONS = ("devices",)
+_PHONE_EXTENSIONS: tuple[str, ...] = ()
 _STEP_EXTENSIONS: tuple[str, ...] = ()
 
 _PHONE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -110,6 +110,10 @@ _PHONE_NAME_RULE = (
     "use 1 to 32 characters among a-z, 0-9, '_' and '-', starting with a lowercase letter"
 )
 _SERVER = "server"
+_DEVICE = "#"
+"""Between a phone's name and a device number: ``bob#2``."""
+MAX_DEVICES = 8
+"""The most devices one name may have in a scenario."""
 
 _PHONE_VERBS = tuple(verb for verb in Verb if not verb.is_server and verb is not Verb.FAULT)
 _SERVER_VERBS = {verb.value: verb for verb in Verb if verb.is_server}
@@ -366,6 +370,8 @@ class _Loader:
         # None means labels are not checked.
         self._labels: frozenset[str] | None = None
         self._phones: list[str] = []
+        self._devices: dict[str, int] = {}
+        """How many devices each declared phone has (1 unless the file says more)."""
 
     def _error(
         self, path: _Path, message: str, *, key: bool = False, field: _Path | None = None
@@ -503,13 +509,25 @@ class _Loader:
             )
             raise self._error(path, message)
         self._check_keys(spec, path, _PHONE_KEYS, _PHONE_EXTENSIONS)
+        devices = self._device_count(spec, (*path, "devices"))
+        self._devices[name] = devices
         return PhoneSpec(
             name=name,
             power=self._switch(spec, "power", path),
             signal=self._switch(spec, "signal", path),
             online=self._switch(spec, "online", path),
             blocks=self._blocks(name, spec.get("blocks"), (*path, "blocks")),
+            devices=devices,
         )
+
+    def _device_count(self, spec: dict[str, object], path: _Path) -> int:
+        value = spec.get("devices", 1)
+        # bool is an int in Python; "devices: yes" is a mistake, not one device.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._error(path, f"expected a number of devices such as 2, got {_show(value)}")
+        if not 1 <= value <= MAX_DEVICES:
+            raise self._error(path, f"expected 1 to {MAX_DEVICES} devices, got {value}")
+        return value
 
     def _switch(self, spec: dict[str, object], key: str, path: _Path) -> bool:
         value = spec.get(key, True)
@@ -538,6 +556,37 @@ class _Loader:
             blocked.append(other)
         return tuple(blocked)
 
+    def _check_end(self, end: object, path: _Path, *, key: bool = False) -> str:
+        """Return ``end`` if it names a declared phone's only device, or one of its devices.
+
+        A phone with several devices is named by device (``bob#2``) wherever one device
+        acts, is waited for or is judged: its plain name would be ambiguous.
+        """
+        field = path[:-1] if key else path
+        if not isinstance(end, str) or _DEVICE not in end:
+            name = self._check_phone(end, path, key=key)
+            count = self._devices.get(name, 1)
+            if count > 1:
+                message = (
+                    f"'{name}' has {count} devices: say which one, "
+                    f"{' or '.join(_device_ends(name, count))}"
+                )
+                raise self._error(path, message, key=key, field=field)
+            return name
+        name, _, _device = end.partition(_DEVICE)
+        self._check_phone(name, path, key=key)
+        count = self._devices.get(name, 1)
+        if count == 1:
+            message = f"'{name}' has one device: write '{name}', not '{end}'"
+            raise self._error(path, message, key=key, field=field)
+        if end not in _device_ends(name, count):
+            message = (
+                f"'{end}' is not a device of '{name}', which has {count}: "
+                f"{', '.join(_device_ends(name, count))}"
+            )
+            raise self._error(path, message, key=key, field=field)
+        return end
+
     def _check_phone(self, name: object, path: _Path, *, key: bool = False) -> str:
         """Return ``name`` if it is a declared phone; raise otherwise."""
         field = path[:-1] if key else path
@@ -545,6 +594,13 @@ class _Loader:
             raise self._error(
                 path, f"expected a phone name, got {_show(name)}", key=key, field=field
             )
+        party = name.partition(_DEVICE)[0]
+        if party != name and party in self._phones:
+            message = (
+                f"'{name}' is a device; write the phone's name '{party}' here "
+                "(a call rings every device of a name, and blocks are the name's)"
+            )
+            raise self._error(path, message, key=key, field=field)
         if name not in self._phones:
             declared = ", ".join(self._phones)
             message = (
@@ -767,9 +823,9 @@ class _Loader:
             raise self._error(path, message)
         if not verb.needs_target and remainder:
             raise self._error(path, f"'{verb}' takes nothing after it: '{actor} {verb}'")
-        self._check_phone(actor, path)
+        self._check_end(actor, path)
         target = self._check_phone(remainder[0], path) if verb.needs_target else None
-        if target == actor:
+        if target is not None and target == actor.partition(_DEVICE)[0]:
             doing = "block" if verb in (Verb.BLOCKS, Verb.UNBLOCKS) else "call"
             raise self._error(path, f"a phone cannot {doing} itself: '{' '.join(words)}'")
         return Action(verb=verb, actor=actor, target=target, text=text)
@@ -787,7 +843,7 @@ class _Loader:
             if found is None:
                 raise self._error(path, _unknown_event(phone, phrase))
             kind = found
-        self._check_phone(phone, path)
+        self._check_end(phone, path)
         return Event(kind=kind, phone=phone, text=text)
 
     # Expect
@@ -813,7 +869,7 @@ class _Loader:
         expect: dict[str, tuple[ExpectedEntry, ...]] = {}
         for phone, log in raw.items():
             phone_path = (*path, phone)
-            self._check_phone(phone, phone_path, key=True)
+            self._check_end(phone, phone_path, key=True)
             expect[phone] = self._log(phone, log, phone_path)
         return expect
 
@@ -873,7 +929,7 @@ class _Loader:
         other = None
         if "with" in raw:
             other = self._check_phone(raw["with"], (*path, "with"))
-            if other == phone:
+            if other == phone.partition(_DEVICE)[0]:
                 raise self._error((*path, "with"), f"'{phone}' cannot be in a call with itself")
         reached: bool | None = None
         if "reached" in raw:
@@ -960,6 +1016,10 @@ class _Loader:
             # firing), which no profile means; it is a mistake in the file.
             raise self._error(path, "must be longer than 0s")
         return seconds
+
+
+def _device_ends(name: str, count: int) -> list[str]:
+    return [f"{name}{_DEVICE}{device}" for device in range(1, count + 1)]
 
 
 def _match_verb(words: Sequence[str]) -> tuple[Verb | None, Sequence[str]]:

@@ -112,9 +112,10 @@ class Action:
     verb: Verb
     """What happens."""
     actor: str | None
-    """The phone that acts; ``None`` when the server does (``server restarts``)."""
+    """The end that acts (a phone's name, or ``bob#2`` for one of its devices); ``None``
+    when the server does (``server restarts``)."""
     target: str | None
-    """The other phone, for verbs whose :attr:`Verb.needs_target` is true."""
+    """The other phone's name, for verbs whose :attr:`Verb.needs_target` is true."""
     text: str
     """The action exactly as the file wrote it, for reports and errors."""
 
@@ -131,7 +132,7 @@ class Event:
     kind: EventKind
     """What happens."""
     phone: str
-    """The phone it happens on."""
+    """The end it happens on: a phone's name, or ``bob#2`` for one of its devices."""
     text: str
     """The event exactly as the file wrote it."""
 
@@ -241,6 +242,15 @@ class PhoneSpec:
     """Whether the phone is online (not in airplane mode)."""
     blocks: tuple[str, ...] = ()
     """Phones this phone has blocked, in file order."""
+    devices: int = 1
+    """How many devices share this name; each is its own end (``bob#1``, ``bob#2``)."""
+
+    @property
+    def ends(self) -> tuple[str, ...]:
+        """The ends this phone puts in a run: its name alone, or ``name#1`` … ``name#N``."""
+        if self.devices == 1:
+            return (self.name,)
+        return tuple(f"{self.name}#{device}" for device in range(1, self.devices + 1))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -348,6 +358,19 @@ class Scenario:
         if self.media:
             used.append("media")
         return tuple(used)
+
+    @property
+    def ends(self) -> list[str]:
+        """Every end of the run, in declaration order: each phone, or each of its devices.
+
+        Call logs, ``expect`` and the JSON report are keyed by these.
+        """
+        return [end for spec in self.phones.values() for end in spec.ends]
+
+    @property
+    def has_devices(self) -> bool:
+        """Whether some phone has several devices (an engine must model them)."""
+        return any(spec.devices > 1 for spec in self.phones.values())
 
     def expectations_for(self, profile: str) -> Mapping[str, tuple[ExpectedEntry, ...]] | None:
         """What a run under ``profile`` is judged against; ``None``: invariants only.

@@ -5,6 +5,11 @@ processor that stamps each event with the scenario clock, keeps it, and wakes wh
 waits for it (the runner's ``when:`` steps). Call logs are then built from the recorded
 ``transition`` events alone, each end from its own transitions (DESIGN.md rules 2 and 3):
 a phone's log never reads the server's private truth.
+
+An *end* is a phone, or one device of a phone with several (``bob#2``): each device keeps
+its own call log, and the invariants pair the caller's end with the callee's device that
+answered. A call that lost glare is not a call-log entry on either end: the surviving call
+replaced it, and the person sees only that one (as Element shows a call ``replaced``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import IO, Any
 import structlog
 
 from scenarios.profiles import Profile
-from signaling.calls import CallState, CallSummary, Cause, Transition, summarize
+from signaling.calls import CallState, CallSummary, Cause, Transition, party_name, summarize
 from signaling.records import CallRecord
 
 
@@ -170,7 +175,7 @@ class LogEntry:
 
 
 def label_entries(summaries: Iterable[CallSummary], profile: Profile) -> list[LogEntry]:
-    """Labels one end's call summaries with ``profile``."""
+    """Labels one end's call summaries with ``profile``; a call that lost glare is left out."""
     return [
         LogEntry(
             label=profile.label(s),
@@ -183,6 +188,7 @@ def label_entries(summaries: Iterable[CallSummary], profile: Profile) -> list[Lo
             placed_at=s.info.placed_at,
         )
         for s in summaries
+        if s.end_cause is not Cause.GLARE
     ]
 
 
@@ -239,8 +245,13 @@ class Observation:
     every real call protocol has. Not violations; reported so nobody is surprised."""
 
     def entry_of(self, phone: str, call_id: str) -> CallSummary | None:
-        """``phone``'s summary of ``call_id``, if it knows that call."""
+        """``phone``'s summary of ``call_id``, if it knows that call (``phone`` is an end)."""
         return next((s for s in self.summaries.get(phone, []) if s.info.call_id == call_id), None)
+
+    def entries_of(self, name: str, call_id: str) -> list[CallSummary]:
+        """The summaries of ``call_id`` of every end of the phone ``name`` that knows it."""
+        found = (self.entry_of(end, call_id) for end in self.phones if party_name(end) == name)
+        return [s for s in found if s is not None]
 
 
 Observer = Callable[[Observation], None]
@@ -305,36 +316,81 @@ def both_ends_agree_on_the_answer(obs: Observation) -> None:
     """Invariant: where both ends know a call, they agree whether it was answered, and
     their durations agree within a second.
 
+    With several callee devices, the caller is paired with the device that answered (at
+    most one may), or, when none did, with every device that knows the call.
+
     One disagreement is not a fault but the Two Generals problem, which no protocol can
     close: the news that would have changed one end's mind was lost with its link, or
     crossed that end's own ending on the wire (see :func:`news_that_never_arrived`). Such a
     call is kept in :attr:`Observation.crossings` instead, with the frame that missed.
     """
     for record in obs.records:
-        caller = obs.entry_of(record.caller, record.call_id)
-        callee = obs.entry_of(record.callee, record.call_id)
-        if caller is None or callee is None:
+        callers = obs.entries_of(record.caller, record.call_id)
+        callees = obs.entries_of(record.callee, record.call_id)
+        answering = [s for s in callees if s.answered]
+        if len(answering) > 1:
+            obs.violations.append(
+                f"call {record.call_id}: answered on several devices "
+                f"({', '.join(s.who for s in answering)})"
+            )
             continue
-        if caller.answered != callee.answered:
-            missed = news_that_never_arrived(obs.events, record, caller, callee)
-            if missed is not None:
-                obs.crossings.append(f"call {record.call_id}: {missed}")
-                continue
-            obs.violations.append(
-                f"call {record.call_id}: {record.caller} says "
-                f"{'answered' if caller.answered else 'not answered'}, {record.callee} says "
-                f"{'answered' if callee.answered else 'not answered'}"
-            )
-        elif (
-            caller.duration is not None
-            and callee.duration is not None
-            and abs(caller.duration - callee.duration) > 1.0
-        ):
-            obs.violations.append(
-                f"call {record.call_id}: durations differ by more than a second "
-                f"({record.caller} {caller.duration:.1f}s, "
-                f"{record.callee} {callee.duration:.1f}s)"
-            )
+        for caller in callers:
+            for callee in answering or callees:
+                _compare_the_answer(obs, record, caller, callee)
+
+
+def _compare_the_answer(
+    obs: Observation, record: CallRecord, caller: CallSummary, callee: CallSummary
+) -> None:
+    call_id = record.call_id
+    if caller.answered != callee.answered:
+        missed = news_that_never_arrived(obs.events, record, caller, callee)
+        if missed is not None:
+            obs.crossings.append(f"call {call_id}: {missed}")
+            return
+        obs.violations.append(
+            f"call {call_id}: {caller.who} says "
+            f"{'answered' if caller.answered else 'not answered'}, {callee.who} says "
+            f"{'answered' if callee.answered else 'not answered'}"
+        )
+    elif (
+        caller.duration is not None
+        and callee.duration is not None
+        and abs(caller.duration - callee.duration) > 1.0
+    ):
+        obs.violations.append(
+            f"call {call_id}: durations differ by more than a second "
+            f"({caller.who} {caller.duration:.1f}s, {callee.who} {callee.duration:.1f}s)"
+        )
+
+
+_DONE_ELSEWHERE: dict[Cause, Cause] = {
+    Cause.ANSWERED: Cause.ANSWERED_ELSEWHERE,
+    Cause.DECLINED: Cause.DECLINED_ELSEWHERE,
+}
+"""What one device did to a call, and the cause every other device must end it with."""
+
+
+def other_devices_hear_it_was_done_elsewhere(obs: Observation) -> None:
+    """Invariant: when one device of the callee answered or declined, every other device
+    that knows the call says so (``answered_elsewhere`` / ``declined_elsewhere``), and
+    none logs it as missed: the most common real-world call-log bug (labels.md §4)."""
+    for record in obs.records:
+        callees = obs.entries_of(record.callee, record.call_id)
+        if len(callees) < 2:
+            continue
+        done = [(s, Cause.ANSWERED) for s in callees if s.answered]
+        done += [(s, Cause.DECLINED) for s in callees if s.end_cause is Cause.DECLINED]
+        if len(done) != 1:
+            continue  # nobody did (the call ended the same way for all), or another check fails
+        by, what = done[0]
+        expected = _DONE_ELSEWHERE[what]
+        for other in callees:
+            if other is not by and other.end_cause is not expected:
+                obs.violations.append(
+                    f"call {record.call_id}: {by.who} {what} it, but {other.who} says "
+                    f"{other.end_cause} instead of {expected}"
+                )
 
 
 def news_that_never_arrived(
@@ -422,14 +478,15 @@ def blocks_stay_private(obs: Observation) -> None:
     for record in obs.records:
         if not record.blocked:
             continue
-        if obs.entry_of(record.callee, record.call_id) is not None:
+        if obs.entries_of(record.callee, record.call_id):
             obs.violations.append(
                 f"call {record.call_id}: {record.callee} blocked {record.caller} "
                 "but has an entry for the call"
             )
-        caller = obs.entry_of(record.caller, record.call_id)
-        if caller is None or obs.profile.policies.block_revealed:
+        callers = obs.entries_of(record.caller, record.call_id)
+        if not callers or obs.profile.policies.block_revealed:
             continue
+        caller = callers[0]
         if caller.reached or caller.end_cause is Cause.BLOCKED:
             obs.violations.append(
                 f"call {record.call_id}: {record.caller}'s phone can tell it was blocked "
@@ -478,6 +535,7 @@ OBSERVERS: tuple[Observer, ...] = (
     build_records,
     every_call_ends_on_every_end,
     both_ends_agree_on_the_answer,
+    other_devices_hear_it_was_done_elsewhere,
     blocks_stay_private,
     notices_stop_once_acknowledged,
     screens_come_to_rest,

@@ -23,6 +23,10 @@ Media scenarios (``settings: {media: true}``) run in **real time** on a plain as
 aiortc's tracks pace themselves on the wall clock and encode in worker threads, which a
 virtual clock cannot follow (shared/reference/tools.md §5). Their results say so
 (:attr:`ScenarioResult.real_time`). Keep their timers short.
+
+Devices: a phone with ``devices: N`` (N > 1) becomes N phone clients sharing its name and
+token, registering as devices ``"1"`` … ``"N"``; each is an end of the run (``bob#2``), with
+its own call log, screen and steps.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from scenarios.expectations import compare_logs
 from scenarios.model import Action, Event, EventKind, Fault, PhoneSpec, Scenario, Step, Verb
 from scenarios.observers import EventStream, LogEntry, event_logger, observe
 from scenarios.profiles import Profile, Timers, load_profile
+from signaling.calls import end_name, party_name
 from signaling.messages import Error, ErrorCode
 from signaling.server import DEFAULT_HOST, SignalingServer
 from signaling.switchboard import Switchboard, SwitchboardSettings
@@ -210,35 +215,39 @@ def new_phone_client(
     logger: Any,
     media: bool = False,
     media_timeout: float = DEFAULT_MEDIA_TIMEOUT,
+    device: str | None = None,
 ) -> PhoneClient:
     """Provisions a phone on the server and builds its logic, radio and driver (not started).
 
     The one place a run's phone is made, for the runner and for :mod:`scenarios.sandbox`.
-    Its call ids come from the seed and its name, so they stay the same whatever the
+    Its call ids come from the seed and its end, so they stay the same whatever the
     other phones do; so does its link's generator (jitter, probabilistic drops, media
     loss). A media phone (``media``) brings up real media on every answered call.
+    ``device`` makes it one of several devices of ``spec.name`` (the name is provisioned
+    once, by its first device).
     """
-    server.provision(spec.name, token, spec.blocks)
-    ids = random.Random(f"{seed}:{spec.name}")
+    if spec.name not in server.switchboard.accounts:
+        server.provision(spec.name, token, spec.blocks)
     phone = Phone(
         spec.name,
         token,
         reconnect_grace=timers.reconnect_grace,
-        new_call_id=lambda: f"{ids.getrandbits(64):016x}",
+        new_call_id=_call_ids(seed, end_name(spec.name, device)),
         blocks=spec.blocks,
         ring_timer=profile.policies.ring_timer,
         ring_timeout=timers.ring_timeout,
         powered=spec.power,
         online=spec.online,
         media_timeout=media_timeout if media else None,
+        device=device,
     )
     link = Link(
         DEFAULT_HOST,
         server.port,
-        phone=spec.name,
+        phone=phone.end,
         logger=logger,
         signal=spec.signal,
-        rng=random.Random(f"{seed}:link:{spec.name}"),
+        rng=random.Random(f"{seed}:link:{phone.end}"),
     )
     return PhoneClient(
         phone,
@@ -249,6 +258,11 @@ def new_phone_client(
         logger=logger,
         media=media,
     )
+
+
+def _call_ids(seed: int, end: str) -> Callable[[], str]:
+    ids = random.Random(f"{seed}:{end}")
+    return lambda: f"{ids.getrandbits(64):016x}"
 
 
 def switchboard_settings(timers: Timers, profile: Profile) -> SwitchboardSettings:
@@ -320,20 +334,24 @@ class _Run:
         self.server = self._new_server(self.switchboard, port=0)
         await self.server.start()
         for spec in self.scenario.phones.values():
-            client = new_phone_client(
-                spec,
-                server=self.server,
-                timers=self.timers,
-                profile=self.profile,
-                token=f"{self.rng.getrandbits(128):032x}",
-                seed=self.seed,
-                clock=self.now,
-                logger=self.log,
-                media=self.scenario.media,
-                media_timeout=self.scenario.settings.media_timeout or DEFAULT_MEDIA_TIMEOUT,
-            )
-            self.clients[spec.name] = client
-            client.start()
+            token = f"{self.rng.getrandbits(128):032x}"
+            devices = [None] if spec.devices == 1 else [str(d) for d in range(1, spec.devices + 1)]
+            for device in devices:
+                client = new_phone_client(
+                    spec,
+                    server=self.server,
+                    timers=self.timers,
+                    profile=self.profile,
+                    token=token,
+                    seed=self.seed,
+                    clock=self.now,
+                    logger=self.log,
+                    media=self.scenario.media,
+                    media_timeout=self.scenario.settings.media_timeout or DEFAULT_MEDIA_TIMEOUT,
+                    device=device,
+                )
+                self.clients[client.name] = client
+                client.start()
         # Phones that can connect are registered before the first step (at t = 0).
         await asyncio.gather(
             *(c.wait_registered() for c in self.clients.values() if self._can_connect(c))
@@ -520,7 +538,7 @@ class _Run:
             if self._can_connect(client):
                 if not phone.registered:
                     return False
-                if self.switchboard.pending_notices(phone.name):
+                if self.switchboard.pending_notices(phone.name):  # the name's, not the end's
                     return False
         return True
 
@@ -588,7 +606,7 @@ def judge(
         phone_errors: The error frames each phone received.
         virtual_seconds: Scenario time covered.
     """
-    obs = observe(events, list(scenario.phones), profile)
+    obs = observe(events, scenario.ends, profile)
     failures = [text for _, text in run_failures]
     violated = list(dict.fromkeys(name for name, _ in run_failures))
     failures.extend(obs.violations)
@@ -625,16 +643,17 @@ def judge(
 
 def _matcher(event: Event) -> Callable[[dict[str, Any]], bool]:
     """The predicate over the event stream for a ``when:`` event."""
-    phone = event.phone
+    phone = event.phone  # an end: the transitions' ``who``
+    name = party_name(phone)  # a call's caller and callee are names
 
     def is_transition_of(e: dict[str, Any]) -> bool:
         return e.get("event") == "transition" and e.get("who") == phone
 
     match event.kind:
         case EventKind.RINGS:
-            return lambda e: is_transition_of(e) and e["callee"] == phone and e["to"] == "ringing"
+            return lambda e: is_transition_of(e) and e["callee"] == name and e["to"] == "ringing"
         case EventKind.HEARS_RINGING:
-            return lambda e: is_transition_of(e) and e["caller"] == phone and e["to"] == "ringing"
+            return lambda e: is_transition_of(e) and e["caller"] == name and e["to"] == "ringing"
         case EventKind.IS_IN_CALL:
             return lambda e: is_transition_of(e) and e["to"] == "answered"
         case EventKind.CALL_ENDS:

@@ -226,11 +226,12 @@ def simulate(
 
     Raises:
         NotSimulated: The scenario uses what the simulator does not model (link faults,
-            real media): play it with the real engine.
+            real media, several devices per name): play it with the real engine.
     """
-    if scenario.extensions:
+    unmodelled = [*scenario.extensions, *(["devices"] if scenario.has_devices else [])]
+    if unmodelled:
         raise NotSimulated(
-            f"{scenario.path}: the simulator does not model {' or '.join(scenario.extensions)}"
+            f"{scenario.path}: the simulator does not model {' or '.join(unmodelled)}"
             " (it would play as if they were not there); use the real engine"
         )
     wall_start = time.perf_counter()

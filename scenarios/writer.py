@@ -239,6 +239,8 @@ def _phones(scenario: Scenario, lines: list[str]) -> None:
             parts.append(
                 f"blocks: [{', '.join(_scalar(other, flow=True) for other in spec.blocks)}]"
             )
+        if spec.devices != 1:
+            parts.append(f"devices: {spec.devices}")
         lines.append(f"  {_key(name)}: {{{', '.join(parts)}}}")
 
 

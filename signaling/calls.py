@@ -25,6 +25,11 @@ those records, never from anyone's private state. An illegal cause raises
 
 A phone can learn of a call only when it is already over (a missed-call notice for a call
 whose offer never reached it). That call goes straight from ``NEW`` to ``ENDED``.
+
+Ends and devices: a name may have several devices (``bob#1``, ``bob#2``). Each device keeps
+its own view of a call, so the ``who`` of a phone's transition is its *end*: the name
+alone for a single-device phone, ``name#device`` otherwise (:func:`end_name`). A call's
+caller and callee are always names; :func:`party_name` maps an end back to its name.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Final, Literal
 
 
 __all__ = [
+    "DEVICE_SEPARATOR",
     "END_CAUSES",
     "TRANSITIONS",
     "Call",
@@ -46,8 +52,23 @@ __all__ = [
     "Direction",
     "InvalidTransition",
     "Transition",
+    "end_name",
+    "party_name",
     "summarize",
 ]
+
+DEVICE_SEPARATOR: Final = "#"
+"""Between a name and its device in an end's name (``bob#2``); never part of a name."""
+
+
+def end_name(name: str, device: str | None) -> str:
+    """The end a device of ``name`` speaks for: ``name`` alone, or ``name#device``."""
+    return name if device is None else f"{name}{DEVICE_SEPARATOR}{device}"
+
+
+def party_name(end: str) -> str:
+    """The name an end belongs to: ``bob`` for ``bob#2``, ``alice`` for ``alice``."""
+    return end.partition(DEVICE_SEPARATOR)[0]
 
 
 class CallState(enum.StrEnum):
@@ -106,6 +127,12 @@ class Cause(enum.StrEnum):
     """The callee has blocked the caller, and the profile reveals it (Telegram does)."""
     FAILED = "failed"
     """Answered, but the media (ICE/DTLS) never connected within the media timeout."""
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    """Another device of the callee's name answered (a callee device's view only)."""
+    DECLINED_ELSEWHERE = "declined_elsewhere"
+    """Another device of the callee's name declined (a callee device's view only)."""
+    GLARE = "glare"
+    """Two calls between the same pair crossed; this one had the higher call id and lost."""
 
 
 END_CAUSES: Final = frozenset(
@@ -119,6 +146,9 @@ END_CAUSES: Final = frozenset(
         Cause.DROPPED,
         Cause.BLOCKED,
         Cause.FAILED,
+        Cause.ANSWERED_ELSEWHERE,
+        Cause.DECLINED_ELSEWHERE,
+        Cause.GLARE,
     }
 )
 """The causes that end a call."""
@@ -128,6 +158,9 @@ _BEFORE_ANSWER_ENDS: Final = {
     Cause.DECLINED: ENDED,
     Cause.BUSY: ENDED,
     Cause.DROPPED: ENDED,
+    Cause.ANSWERED_ELSEWHERE: ENDED,
+    Cause.DECLINED_ELSEWHERE: ENDED,
+    Cause.GLARE: ENDED,
 }
 
 TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
@@ -168,6 +201,9 @@ TRANSITIONS: Final[Mapping[CallState, Mapping[Cause, CallState]]] = {
         # Media calls only: the media never connected after the answer (a phone's media
         # timer, relayed by the server as the same cause).
         Cause.FAILED: ENDED,
+        # Two devices of the callee answered at once and this one's answer came second:
+        # it never counted, and the device says so instead of claiming the call.
+        Cause.ANSWERED_ELSEWHERE: ENDED,
     },
     RECONNECTING: {
         Cause.RESUMED: ANSWERED,
@@ -227,7 +263,7 @@ class Transition:
     """One recorded change of one party's view of a call.
 
     Attributes:
-        who: Whose view changed: ``"server"`` or a phone's name.
+        who: Whose view changed: ``"server"`` or a phone's end (its name, or ``name#device``).
         call: The call.
         from_state: The state before.
         to_state: The state after.
@@ -292,7 +328,7 @@ class Call:
     """One party's view of one call, moved only by :meth:`fire`.
 
     Attributes:
-        who: Whose view this is (``"server"`` or a phone name).
+        who: Whose view this is (``"server"`` or a phone's end).
         info: The call's identity.
         state: The current state.
         transitions: Every change so far, oldest first.
@@ -347,7 +383,7 @@ class CallSummary:
     This is the raw material of a call-log entry; a label profile turns it into a label.
 
     Attributes:
-        who: The end (a phone name, or ``"server"``).
+        who: The end (a phone's name or ``name#device``, or ``"server"``).
         info: The call.
         direction: Outgoing for the caller's end, incoming for the callee's.
         reached: Caller: whether it ever heard Ringing…; callee: whether its device
@@ -392,7 +428,7 @@ class CallSummary:
         return max(0.0, end - self.answered_at)
 
 
-_VOIDING_CAUSES: Final = frozenset({Cause.CANCELED, Cause.NO_ANSWER})
+_VOIDING_CAUSES: Final = frozenset({Cause.CANCELED, Cause.NO_ANSWER, Cause.ANSWERED_ELSEWHERE})
 """End causes that can follow an answer only when they crossed it, voiding it."""
 
 
@@ -423,7 +459,8 @@ def summarize(transitions: Iterable[Transition]) -> CallSummary:
             ended_at, end_cause = t.at, t.cause
     if end_cause in _VOIDING_CAUSES:
         answered_at = lost_at = None  # an answer that lost the race never counted
-    direction: Direction = "outgoing" if first.who == first.call.caller else "incoming"
+    caller_end = party_name(first.who) == first.call.caller
+    direction: Direction = "outgoing" if caller_end else "incoming"
     return CallSummary(
         who=first.who,
         info=first.call,

@@ -24,6 +24,7 @@ import msgspec
 
 __all__ = [
     "CALL_ID_PATTERN",
+    "DEVICE_PATTERN",
     "NAME_PATTERN",
     "Answer",
     "Block",
@@ -32,6 +33,7 @@ __all__ = [
     "CallId",
     "Candidate",
     "Decline",
+    "Device",
     "Error",
     "ErrorCode",
     "Hangup",
@@ -61,11 +63,17 @@ NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}\Z"
 CALL_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}\Z"
 """A call id, chosen by the caller's phone: URL-safe ASCII, at most 64 characters."""
 
+DEVICE_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,15}\Z"
+"""A device id, unique among the devices of one name: lowercase ASCII, at most 16 characters."""
+
 Name: TypeAlias = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
 """A validated phone name."""
 
 CallId: TypeAlias = Annotated[str, msgspec.Meta(pattern=CALL_ID_PATTERN)]
 """A validated call id."""
+
+Device: TypeAlias = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
+"""A validated device id (``"1"``, ``"laptop"``)."""
 
 Token: TypeAlias = Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
 """A registration secret chosen by the phone the first time it registers a name."""
@@ -122,13 +130,16 @@ class Register(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="reg
     """Claims a name for this connection (the first time) or proves it again.
 
     The first registration of a name stores its token; later ones must present the same
-    token. A registration with the right token replaces a stale connection of that name.
+    token. A registration with the right token replaces a stale connection of the same
+    name and device; connections of other devices of the name are left alone.
     """
 
     name: Name
     token: Token
     calls: list[CallId] = []
     """Calls this phone still holds from an earlier connection and wants to resume."""
+    device: Device | None = None
+    """Which of the name's devices this is; ``None`` for a name's only device."""
 
 
 class Offer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="offer"):

@@ -24,6 +24,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from .calls import end_name
 from .heartbeat import keep_alive
 from .messages import (
     InvalidMessage,
@@ -255,8 +256,12 @@ class SignalingServer:
                     self.log.info("error", conn=conn, code=str(exc.code), message=exc.message)
                     self.switchboard.receive_invalid(conn, exc, self.now())
                 else:
-                    # Before it registers, a connection is known by the name it claims.
-                    sender = message.name if isinstance(message, Register) else self._name(conn)
+                    # Before it registers, a connection is known by the end it claims.
+                    sender = (
+                        end_name(message.name, message.device)
+                        if isinstance(message, Register)
+                        else self._name(conn)
+                    )
                     self.log.info(
                         "frame",
                         sender=sender,

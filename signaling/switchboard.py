@@ -26,6 +26,13 @@ Policies it enforces (the behaviour table of DESIGN.md, server side):
 - A callee who could not be told that an unanswered call ended (its device was never
   reached, or was not connected) gets a missed-call notice, kept until acknowledged and
   sent again on every registration until then.
+- A name may have several devices, each its own connection (``register.device``). An
+  offer rings every device of the callee; the first ``answer`` wins and the others are
+  told ``answered_elsewhere``; a ``decline`` from one device ends the call for all (the
+  caller hears ``declined``, the other devices ``declined_elsewhere``). The caller is the
+  one device that sent the offer. Busy, blocks and notices are the name's, not a device's.
+- Glare: an offer to a phone whose own unanswered call to the sender is in progress. The
+  call with the lower call id survives; the other ends ``glare``, never with a notice.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from .calls import (
     Cause,
     InvalidTransition,
     Transition,
+    end_name,
     summarize,
 )
 from .messages import (
@@ -100,10 +108,14 @@ logger = logging.getLogger("voip_sandbox.signaling")
 ConnectionId = NewType("ConnectionId", int)
 """A connection, numbered by the driver."""
 
+_End = tuple[str, str | None]
+"""A device: its name and device id (``None`` for a name's only device)."""
+
 SERVER: Final = "server"
 """The ``who`` of the switchboard's own transitions."""
 
 CLOSE_REPLACED: Final = (4001, "replaced by a newer connection of the same name")
+"""Also for a device: a newer connection of the same name and device replaces it."""
 """The websocket close code and reason for a connection replaced by a new registration."""
 
 
@@ -187,8 +199,11 @@ class _ServerCall:
     answer_undelivered: bool = False
     """The callee answered while the caller was away, and the caller has not had the answer
     since: if the caller never comes back, the answer never counted for anyone."""
-    delivered_to: ConnectionId | None = None
-    """The callee connection the offer was last written to."""
+    devices: dict[str, str | None] = field(default_factory=dict)
+    """Each party's device in the call: the caller's from its offer, the callee's from its
+    answer. A callee with no entry yet is every device it has."""
+    delivered_to: set[ConnectionId] = field(default_factory=set)
+    """The callee connections the offer was written to (each of its devices, each time)."""
     timer: tuple[float, Cause] | None = None
     """The dial or ring timer: when, and the cause it ends the call with."""
     away: dict[str, float] = field(default_factory=dict)
@@ -225,8 +240,9 @@ class Switchboard:
         self._recovering = list(durable.calls)
         self.accounts: dict[str, Account] = durable.accounts
         """Every name ever registered or provisioned."""
-        self._sessions: dict[str, ConnectionId] = {}
-        self._names: dict[ConnectionId, str] = {}
+        self._sessions: dict[str, dict[str | None, ConnectionId]] = {}
+        """Each name's registered connections, by device."""
+        self._names: dict[ConnectionId, _End] = {}
         self._connections: dict[ConnectionId, _Connection] = {}
         self._calls: dict[str, _ServerCall] = {}
         self._calls_of: dict[str, dict[str, _ServerCall]] = {}
@@ -309,8 +325,8 @@ class Switchboard:
         if isinstance(message, Register):
             self._on_register(conn, message, now)
             return
-        name = self._names.get(conn)
-        if name is None:
+        end = self._names.get(conn)
+        if end is None:
             self._error(
                 conn,
                 ErrorCode.NOT_REGISTERED,
@@ -318,11 +334,12 @@ class Switchboard:
                 getattr(message, "call_id", None),
             )
             return
+        name = end[0]
         match message:
             case Offer():
-                self._on_offer(conn, name, message, now)
+                self._on_offer(conn, end, message, now)
             case Ringing() | Answer() | Decline() | Busy() | Hangup() | Candidate():
-                self._on_call_message(conn, name, message, now)
+                self._on_call_message(conn, end, message, now)
             case Block(name=other):
                 blocks = self.accounts[name].blocks
                 if other not in blocks:
@@ -349,17 +366,25 @@ class Switchboard:
         Its calls wait for the reconnect grace; see the module docstring.
         """
         self._connections.pop(conn, None)
-        name = self._names.pop(conn, None)
-        if name is None or self._sessions.get(name) != conn:
+        end = self._names.pop(conn, None)
+        if end is None:
             return  # never registered, or already replaced by a newer connection
-        del self._sessions[name]
+        name, device = end
+        devices = self._sessions[name]
+        del devices[device]
+        if not devices:
+            del self._sessions[name]
         for sc in list(self._calls_of.get(name, {}).values()):
+            if sc.devices.get(name, device) != device:
+                continue  # another device of this name holds this call
+            if name not in sc.devices:
+                continue  # a callee device before the answer: the others may ring on
             state = sc.call.state
             if state in (ANSWERED, RECONNECTING):
                 sc.away[name] = now + self.settings.reconnect_grace
                 if state is ANSWERED:
                     self._fire(sc, Cause.LINK_LOST, now)
-                    self._send_to(sc.other(name), Reconnecting(sc.info.call_id))
+                    self._send_to(sc, sc.other(name), Reconnecting(sc.info.call_id))
             elif name == sc.info.caller:
                 # The callee keeps ringing while the caller may still come back.
                 sc.away[name] = now + self.settings.reconnect_grace
@@ -427,8 +452,9 @@ class Switchboard:
         return state is not None and state.closing
 
     def name_of(self, conn: ConnectionId) -> str | None:
-        """The name a connection registered, if it did."""
-        return self._names.get(conn)
+        """The end a connection registered as (``bob``, or ``bob#2`` for a device), if any."""
+        end = self._names.get(conn)
+        return None if end is None else end_name(*end)
 
     def is_online(self, name: str) -> bool:
         """Presence: whether ``name`` has a registered connection."""
@@ -459,14 +485,17 @@ class Switchboard:
             # The holder of the name is not disturbed: nothing else happens.
             self._error(conn, ErrorCode.BAD_TOKEN, f"{name!r} is registered with another token")
             return
-        stale = self._sessions.get(name)
+        device = message.device
+        devices = self._sessions.setdefault(name, {})
+        stale = devices.get(device)
         if stale is not None:
             # A phone that reconnects before its old connection is noticed dead would
             # otherwise be told "name taken": the token proves it, so the new one wins.
+            # Only the same device is replaced; the name's other devices stay connected.
             del self._names[stale]
             self._to_close.append((stale, *CLOSE_REPLACED))
-        self._sessions[name] = conn
-        self._names[conn] = name
+        devices[device] = conn
+        self._names[conn] = (name, device)
         self._connections[conn].register_by = None
 
         held = set(message.calls)
@@ -474,22 +503,25 @@ class Switchboard:
         follow_ups: list[ServerMessage] = []
         for sc in list(self._calls_of.get(name, {}).values()):
             call_id = sc.info.call_id
+            if sc.devices.get(name, device) != device:
+                continue  # held by another device of this name: none of this one's business
             is_callee = name == sc.info.callee
+            ringing = is_callee and sc.call.state in (DIALING, RINGING)
             if call_id in held:
                 resumed.append(call_id)
                 sc.away.pop(name, None)
-                if is_callee and sc.call.state in (DIALING, RINGING):
-                    sc.delivered_to = conn
+                if ringing:
+                    sc.delivered_to.add(conn)
                 follow_ups.extend(self._catch_up(sc, name, now))
-            elif is_callee and sc.call.state in (DIALING, RINGING):
+            elif ringing:
                 # Back while the caller still waits: the device rings (again).
                 sc.away.pop(name, None)
-                sc.delivered_to = conn
+                sc.delivered_to.add(conn)
                 follow_ups.append(self._incoming(sc))
             else:
                 # The phone no longer holds a call the server kept for it (it was switched
                 # off, or gave up waiting): the call cannot go on.
-                self._end(sc, self._gone_for_good(sc), now, by=name)
+                self._end(sc, self._gone_for_good(sc), now, by=(name, device))
         self._outbox.append(
             (conn, Registered(name=name, blocks=sorted(account.blocks), calls=resumed))
         )
@@ -502,7 +534,7 @@ class Switchboard:
         out: list[ServerMessage] = []
         if sc.call.state is RECONNECTING and not sc.away:
             self._fire(sc, Cause.RESUMED, now)
-            self._send_to(sc.other(name), Resumed(call_id))
+            self._send_to(sc, sc.other(name), Resumed(call_id))
         if name == sc.info.caller:
             if sc.call.state is RINGING:
                 out.append(Ringing(call_id))
@@ -517,7 +549,8 @@ class Switchboard:
             out.append(Resumed(call_id))
         return out
 
-    def _on_offer(self, conn: ConnectionId, name: str, offer: Offer, now: float) -> None:
+    def _on_offer(self, conn: ConnectionId, end: _End, offer: Offer, now: float) -> None:
+        name = end[0]
         call_id = offer.call_id
         if offer.to == name:
             self._error(conn, ErrorCode.SELF_CALL, "a phone cannot call itself", call_id)
@@ -535,12 +568,22 @@ class Switchboard:
             return
         info = CallInfo(call_id, name, offer.to, offer.kind, now)
         sc = _ServerCall(Call(SERVER, info), offer.sdp, blocked=name in callee.blocks)
+        sc.devices[name] = end[1]
+        # Glare is looked for before this call is filed, so it cannot find itself.
+        rival = None if sc.blocked else self._glare_rival(name, offer.to)
         self._calls[call_id] = sc
         self._calls_of.setdefault(name, {})[call_id] = sc
         self._fire(sc, Cause.PLACED, now)
         if sc.blocked and self.settings.block_revealed:
             self._end(sc, Cause.BLOCKED, now, by=None)
             return
+        if rival is not None:
+            # The lower call id wins, as in Matrix; code-point order, so every party that
+            # compares the two ids (the server, and each phone) reaches the same verdict.
+            if rival.info.call_id < call_id:
+                self._end(sc, Cause.GLARE, now, by=None)
+                return
+            self._end(rival, Cause.GLARE, now, by=None)
         if not sc.blocked:
             # A blocked call is never filed under the callee: nothing done on the callee's
             # side (registering, being busy, being away) can touch it or reveal it.
@@ -552,35 +595,58 @@ class Switchboard:
                 return
             self._calls_of.setdefault(offer.to, {})[call_id] = sc
         sc.timer = (now + self.settings.dial_timeout, Cause.UNREACHABLE)
-        callee_conn = self._sessions.get(offer.to)
-        if not sc.blocked and callee_conn is not None:
-            sc.delivered_to = callee_conn
-            self._outbox.append((callee_conn, self._incoming(sc)))
+        if not sc.blocked:
+            # Every device of the callee rings.
+            for callee_conn in self._sessions.get(offer.to, {}).values():
+                sc.delivered_to.add(callee_conn)
+                self._outbox.append((callee_conn, self._incoming(sc)))
+
+    def _glare_rival(self, caller: str, callee: str) -> _ServerCall | None:
+        """The callee's own unanswered, unblocked call to the caller, if one is in progress."""
+        for other in self._calls_of.get(callee, {}).values():
+            info = other.info
+            if (
+                info.caller == callee
+                and info.callee == caller
+                and not other.blocked
+                and other.call.state in (DIALING, RINGING)
+            ):
+                return other
+        return None
 
     def _on_call_message(
         self,
         conn: ConnectionId,
-        name: str,
+        end: _End,
         message: Ringing | Answer | Decline | Busy | Hangup | Candidate,
         now: float,
     ) -> None:
+        name, device = end
         call_id = message.call_id
         sc = self._calls.get(call_id)
         if sc is None:
             detail = "has ended" if call_id in self._ended_ids else "does not exist"
             self._error(conn, ErrorCode.UNKNOWN_CALL, f"call {call_id} {detail}", call_id)
             return
-        if name not in (sc.info.caller, sc.info.callee):
+        is_caller = name == sc.info.caller and sc.devices.get(name, device) == device
+        if not is_caller and name != sc.info.callee:
+            who = end_name(name, device)
             self._error(
-                conn, ErrorCode.NOT_YOUR_CALL, f"{name!r} is not a party to {call_id}", call_id
+                conn, ErrorCode.NOT_YOUR_CALL, f"{who!r} is not a party to {call_id}", call_id
             )
             return
-        is_callee = name == sc.info.callee
+        is_callee = not is_caller
+        if is_callee and sc.devices.get(name, device) != device:
+            # Another device of the callee answered first; this one's frame crossed that.
+            # Say so again (the device ends the call, or has already), and nothing else.
+            if not isinstance(message, Candidate):
+                self._outbox.append((conn, CallEnded(call_id, str(Cause.ANSWERED_ELSEWHERE))))
+            return
         state = sc.call.state
         match message:
             case Candidate():
                 if not sc.blocked:  # a blocked caller's candidates go nowhere, like its offer
-                    self._send_to(sc.other(name), message)
+                    self._send_to(sc, sc.other(name), message)
             case Ringing() if is_callee and state is DIALING:
                 self._fire(sc, Cause.REACHED, now)
                 # The dial timer stops here; the ring timer is the server's only if the
@@ -588,39 +654,45 @@ class Switchboard:
                 sc.timer = None
                 if self.settings.ring_timer == "server":
                     sc.timer = (now + self.settings.ring_timeout, Cause.NO_ANSWER)
-                self._send_to(sc.info.caller, message)
+                self._send_to(sc, sc.info.caller, message)
             case Ringing() if is_callee and state is RINGING:
                 pass  # a device that rings again after coming back: nothing new
             case Answer() if is_callee and state in (DIALING, RINGING):
                 self._fire(sc, Cause.ANSWERED, now)
                 sc.timer = None
                 sc.answer_sdp = message.sdp
-                self._send_to(sc.info.caller, message)
+                # The first answer wins: from now on this device is the callee.
+                sc.devices[name] = device
+                elsewhere = CallEnded(call_id, str(Cause.ANSWERED_ELSEWHERE))
+                for other_conn in self._sessions.get(name, {}).values():
+                    if other_conn != conn and other_conn in sc.delivered_to:
+                        self._outbox.append((other_conn, elsewhere))
+                self._send_to(sc, sc.info.caller, message)
                 if sc.away:  # answered while the caller was away: it must wait for it
                     sc.answer_undelivered = True
                     self._fire(sc, Cause.LINK_LOST, now)
-                    self._send_to(name, Reconnecting(call_id))
+                    self._send_to(sc, name, Reconnecting(call_id))
             case Hangup(reason="no_answer") if state is RINGING:
                 # The phone that owns the ring timer gave up.
-                self._end(sc, Cause.NO_ANSWER, now, by=name)
+                self._end(sc, Cause.NO_ANSWER, now, by=end)
             case Decline() | Hangup() if is_callee and state in (DIALING, RINGING):
                 # A callee hanging up a ringing call is declining it.
-                self._end(sc, Cause.DECLINED, now, by=name)
+                self._end(sc, Cause.DECLINED, now, by=end)
             case Busy() if is_callee and state in (DIALING, RINGING):
-                self._end(sc, Cause.BUSY, now, by=name)
+                self._end(sc, Cause.BUSY, now, by=end)
             case Hangup() if state in (DIALING, RINGING):
-                self._end(sc, Cause.CANCELED, now, by=name)
+                self._end(sc, Cause.CANCELED, now, by=end)
             case Hangup(reason="failed" | "dropped") if state in (ANSWERED, RECONNECTING):
                 # A media call's phone gave up on its media (peers/phone.py decides):
                 # the other party ends the call with the same cause.
                 cause = Cause.FAILED if message.reason == "failed" else Cause.DROPPED
-                self._end(sc, cause, now, by=name)
+                self._end(sc, cause, now, by=end)
             case Hangup(reason="canceled") if state is ANSWERED:
                 # The caller canceled before the answer reached it: the cancel wins, and
                 # the callee, already in the call, is told the call was canceled.
-                self._end(sc, Cause.CANCELED, now, by=name)
+                self._end(sc, Cause.CANCELED, now, by=end)
             case Hangup() if state in (ANSWERED, RECONNECTING):
-                self._end(sc, Cause.HUNG_UP, now, by=name)
+                self._end(sc, Cause.HUNG_UP, now, by=end)
             case _:
                 role = "callee" if is_callee else "caller"
                 self._error(
@@ -642,14 +714,14 @@ class Switchboard:
             raise
         self._changes.append(CallChanged(self._record(sc)))
 
-    def _end(self, sc: _ServerCall, cause: Cause, now: float, by: str | None) -> None:
+    def _end(self, sc: _ServerCall, cause: Cause, now: float, by: _End | None) -> None:
         """Ends a call and tells whoever needs telling.
 
         Args:
             sc: The call.
             cause: The end cause.
             now: The time.
-            by: The party whose own message ended it (it needs no telling), if any.
+            by: The device whose own message ended it (it needs no telling), if any.
         """
         # A cancel that crossed the answer voids it: the callee is told like any callee.
         answered = sc.answer_sdp is not None and cause not in (Cause.CANCELED, Cause.NO_ANSWER)
@@ -663,21 +735,35 @@ class Switchboard:
         self._ended_ids.add(info.call_id)
         for party in (info.caller, info.callee):
             self._calls_of.get(party, {}).pop(info.call_id, None)
-        ended = CallEnded(info.call_id, str(cause))
-        if by != info.caller:
+        by_caller = by is not None and by[0] == info.caller
+        by_callee = by is not None and by[0] == info.callee
+        if not by_caller:
             decline_hidden = cause is Cause.DECLINED and self.settings.decline_as_busy
             reason = Cause.BUSY if decline_hidden else cause
-            self._send_to(info.caller, CallEnded(info.call_id, str(reason)))
-        if by == info.callee or sc.blocked:
+            self._send_to(sc, info.caller, CallEnded(info.call_id, str(reason)))
+        if sc.blocked:
             return
-        callee_conn = self._sessions.get(info.callee)
-        told = callee_conn is not None and callee_conn == sc.delivered_to
-        if callee_conn is not None and (told or answered):
-            self._outbox.append((callee_conn, ended))
-        if answered or (told and reached):
+        callee_conns = self._sessions.get(info.callee, {})
+        if answered:
+            # Only the answering device is still in the call; the others were told.
+            conn = callee_conns.get(sc.devices.get(info.callee))
+            if conn is not None and not by_callee:
+                self._outbox.append((conn, CallEnded(info.call_id, str(cause))))
             return
-        # The callee's device never acknowledged this call, or cannot be told it ended:
-        # it learns from a notice, now if it is connected, or when it comes back.
+        # What one device did, the others hear as done elsewhere.
+        told_cause = Cause.DECLINED_ELSEWHERE if by_callee and cause is Cause.DECLINED else cause
+        told = False
+        for device, conn in callee_conns.items():
+            if conn in sc.delivered_to:
+                told = True
+                if by != (info.callee, device):
+                    self._outbox.append((conn, CallEnded(info.call_id, str(told_cause))))
+        if by_callee or cause is Cause.GLARE or (told and reached):
+            # A device of the callee ended it itself, so the person knows; a glare loser
+            # was replaced by the surviving call, which is the one the person hears of.
+            return
+        # No device of the callee acknowledged this call, or none can be told it ended:
+        # the person learns from a notice, now if a device is connected, or when one is.
         notice = MissedCall(info.call_id, info.caller, info.kind, info.placed_at, str(cause))
         if self.settings.missed_after_reconnect:
             kept = self._notices.setdefault(info.callee, {})
@@ -688,8 +774,7 @@ class Switchboard:
                 del kept[oldest]
                 self._changes.append(NoticeDropped(info.callee, oldest))
                 logger.warning("! notice %s for %s dropped: too many pending", oldest, info.callee)
-        if callee_conn is not None:
-            self._outbox.append((callee_conn, notice))
+        self._outbox.extend((conn, notice) for conn in callee_conns.values())
 
     @staticmethod
     def _gone_for_good(sc: _ServerCall) -> Cause:
@@ -728,10 +813,16 @@ class Switchboard:
         info = sc.info
         return Incoming(info.call_id, info.caller, info.kind, sc.offer_sdp, info.placed_at)
 
-    def _send_to(self, name: str, message: ServerMessage) -> None:
-        conn = self._sessions.get(name)
-        if conn is not None:
-            self._outbox.append((conn, message))
+    def _send_to(self, sc: _ServerCall, name: str, message: ServerMessage) -> None:
+        """Sends to a party of ``sc``: its device in the call, or (a callee before the
+        answer) each of its devices the offer was delivered to."""
+        devices = self._sessions.get(name, {})
+        if name in sc.devices:
+            conn = devices.get(sc.devices[name])
+            if conn is not None:
+                self._outbox.append((conn, message))
+            return
+        self._outbox.extend((conn, message) for conn in devices.values() if conn in sc.delivered_to)
 
     def _error(
         self,

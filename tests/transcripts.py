@@ -152,8 +152,12 @@ class Exchange:
         token: str | None = None,
         blocks: tuple[str, ...] = (),
         connect: bool = True,
+        device: str | None = None,
     ) -> Phone:
-        """Creates a phone (call ids ``<label>-1``, ``<label>-2``…), connected at ``now``."""
+        """Creates a phone (call ids ``<label>-1``, ``<label>-2``…), connected at ``now``.
+
+        With ``device``, it is that device of ``name`` (several labels may share a name).
+        """
         name = name or label
         counter = itertools.count(1)
         phone = Phone(
@@ -162,6 +166,7 @@ class Exchange:
             reconnect_grace=self.settings.reconnect_grace,
             new_call_id=lambda: f"{label}-{next(counter)}",
             blocks=blocks,
+            device=device,
         )
         self.phones[label] = phone
         self.transitions[label] = []

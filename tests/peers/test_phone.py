@@ -783,3 +783,88 @@ def test_stalled_media_past_the_grace_ends_the_call_dropped_and_says_so():
     assert phone.messages_to_send() == [Hangup(call_id="c1", reason="dropped")]
     (summary,) = phone.call_log()
     assert summary.duration == pytest.approx(stalled - 1.0)  # up to the loss
+
+
+# --- Several devices per name ------------------------------------------------------------------
+
+
+def test_a_device_registers_with_its_id_and_records_under_its_end():
+    phone = Phone("bob", token_for("bob"), device="2")
+    assert phone.end == "bob#2"
+    phone.link_up(0)
+    assert phone.messages_to_send() == [
+        Register(name="bob", token=token_for("bob"), calls=[], device="2")
+    ]
+    phone.receive(Registered(name="bob", blocks=[], calls=[]), 0)
+    phone.receive(incoming(), 1)
+    _, transitions, screens = drain(phone)
+    assert [t.who for t in transitions] == ["bob#2"]
+    assert [s.who for s in screens] == ["bob#2"]
+    assert phone.call_log()[0].direction == "incoming"
+
+
+@pytest.mark.parametrize("reason", ["answered_elsewhere", "declined_elsewhere"])
+def test_a_device_told_it_was_done_elsewhere_ends_the_call_so(reason):
+    phone = registered()
+    phone.receive(incoming(), 1)
+    phone.receive(CallEnded(call_id="c1", reason=reason), 3)
+    assert steps(phone, "c1")[-1] == ("ended", reason, 3)
+    assert phone.screen is Screen.ENDED
+
+
+def test_a_device_whose_answer_lost_the_race_does_not_claim_the_call():
+    phone = registered()
+    phone.receive(incoming(), 1)
+    phone.answer("v=0 answer", 2)
+    phone.receive(CallEnded(call_id="c1", reason="answered_elsewhere"), 2)
+    summary = phone.call_log()[0]
+    assert summary.end_cause is Cause.ANSWERED_ELSEWHERE
+    assert not summary.answered
+
+
+# --- Glare --------------------------------------------------------------------------------------
+
+
+def test_glare_an_incoming_call_with_a_lower_id_replaces_our_own():
+    phone = registered()
+    own = phone.place_call("alice", "audio", "v=0 offer", 1)  # bob-1
+    drain(phone)
+    phone.receive(incoming("a0", caller="alice"), 1)
+    assert steps(phone, own)[-1] == ("ended", "glare", 1)
+    assert steps(phone, "a0") == [("ringing", "reached", 1)]
+    assert phone.messages_to_send() == [Ringing(call_id="a0")]  # no frame for the loser
+    assert phone.screen is Screen.INCOMING
+
+
+def test_glare_an_incoming_call_with_a_higher_id_is_ignored():
+    phone = registered()
+    own = phone.place_call("alice", "audio", "v=0 offer", 1)  # bob-1
+    drain(phone)
+    phone.receive(incoming("z9", caller="alice"), 1)
+    assert steps(phone, "z9") == []
+    assert phone.messages_to_send() == []  # not busy: the server ends z9 as glare
+    assert steps(phone, own) == [("dialing", "placed", 1)]
+    phone.receive(CallEnded(call_id="z9", reason="glare"), 1)  # a call it never logged
+    assert [s.info.call_id for s in phone.call_log()] == [own]
+
+
+def test_an_incoming_call_from_someone_else_while_calling_is_still_busy():
+    phone = registered()
+    phone.place_call("alice", "audio", "v=0 offer", 1)
+    drain(phone)
+    phone.receive(incoming("a0", caller="carol"), 1)
+    assert phone.messages_to_send() == [Busy(call_id="a0")]
+
+
+def test_calling_back_the_caller_that_rings_us_is_allowed_and_foresees_glare():
+    phone = registered()
+    phone.receive(incoming("c9", caller="alice"), 1)
+    drain(phone)
+    with pytest.raises(PhoneError, match="in a call already"):
+        phone.check_call("carol")
+    phone.check_call("alice")
+    own = phone.place_call("alice", "audio", "v=0 offer", 2)  # bob-1 < c9: ours wins
+    assert [type(m) for m in phone.messages_to_send()] == [Offer]
+    assert steps(phone, "c9")[-1] == ("ended", "glare", 2)
+    assert steps(phone, own) == [("dialing", "placed", 2)]
+    assert phone.screen is Screen.CALLING

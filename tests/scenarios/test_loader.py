@@ -712,20 +712,6 @@ def test_bad_expect_entries(entry, message):
     assert message in error.message
 
 
-@pytest.mark.parametrize(
-    ("text", "line", "key"),
-    [
-        ("name: test\nphones:\n  alice: {}\n  bob: {devices: 2}\n", 4, "devices"),
-    ],
-)
-def test_contract_extensions_are_rejected_by_name(text, line, key):
-    error = load_error(text)
-    assert error.line == line
-    assert error.message.endswith(
-        f"'{key}' is a contract extension this version does not support yet"
-    )
-
-
 def test_unknown_yaml_tag():
     error = load_error("name: !!python/name:os.system x\nphones: {alice: {}}\n")
     assert error.line == 1
@@ -954,3 +940,96 @@ def test_media_must_be_true_or_false():
     error = load_error(PHONES + "settings:\n  media: yes please\n")
     assert error.line == 4
     assert "settings.media: expected true or false, got 'yes please'" in error.message
+# --- Several devices per name ---------------------------------------------------------------------
+
+DEVICES = "name: test\nphones:\n  alice: {}\n  bob: {devices: 2}\n"
+
+
+def test_devices_load_and_name_each_end():
+    scenario = load(
+        DEVICES
+        + "steps:\n"
+        + "  - {at: 0s, do: alice calls bob}\n"
+        + "  - {when: 'bob#2 rings', do: 'bob#2 answers'}\n"
+        + "expect:\n  alice: outgoing\n  'bob#1': answered_elsewhere\n  'bob#2': incoming\n"
+    )
+    assert scenario.phones["bob"].devices == 2
+    assert scenario.phones["alice"].devices == 1
+    assert scenario.ends == ["alice", "bob#1", "bob#2"]
+    assert scenario.has_devices
+    assert scenario.steps[0].action.target == "bob"
+    assert scenario.steps[1].when is not None and scenario.steps[1].when.phone == "bob#2"
+    assert scenario.steps[1].action.actor == "bob#2"
+    assert scenario.expect is not None and set(scenario.expect) == {"alice", "bob#1", "bob#2"}
+
+
+def test_one_device_is_the_plain_phone():
+    scenario = load("name: test\nphones:\n  alice: {devices: 1}\n  bob: {}\n")
+    assert scenario.ends == ["alice", "bob"]
+    assert not scenario.has_devices
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "phones.bob.devices: expected 1 to 8 devices, got 0"),
+        ("9", "phones.bob.devices: expected 1 to 8 devices, got 9"),
+        ("two", "phones.bob.devices: expected a number of devices such as 2, got 'two'"),
+        ("yes", "phones.bob.devices: expected a number of devices such as 2, got true"),
+        ("1.5", "phones.bob.devices: expected a number of devices such as 2, got 1.5"),
+    ],
+)
+def test_bad_device_counts(value, message):
+    error = load_error(f"name: test\nphones:\n  alice: {{}}\n  bob: {{devices: {value}}}\n")
+    assert error.line == 4
+    assert error.message == message
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "{at: 0s, do: bob answers}",
+            "steps[0].do: 'bob' has 2 devices: say which one, bob#1 or bob#2",
+        ),
+        (
+            "{at: 0s, do: bob calls alice}",
+            "steps[0].do: 'bob' has 2 devices: say which one, bob#1 or bob#2",
+        ),
+        (
+            "{at: 0s, do: 'bob#3 answers'}",
+            "steps[0].do: 'bob#3' is not a device of 'bob', which has 2: bob#1, bob#2",
+        ),
+        (
+            "{at: 0s, do: 'alice#1 hangs up'}",
+            "steps[0].do: 'alice' has one device: write 'alice', not 'alice#1'",
+        ),
+        (
+            "{at: 0s, do: 'alice calls bob#2'}",
+            "steps[0].do: 'bob#2' is a device; write the phone's name 'bob' here",
+        ),
+        ("{at: 0s, do: 'bob#1 calls bob'}", "steps[0].do: a phone cannot call itself"),
+        (
+            "{when: bob rings, do: alice hangs up}",
+            "steps[0].when: 'bob' has 2 devices: say which one, bob#1 or bob#2",
+        ),
+    ],
+)
+def test_a_phone_with_devices_is_named_by_device_where_one_acts(step, message):
+    error = load_error(DEVICES + f"steps:\n  - {step}\n")
+    assert error.line == 6
+    assert error.message.startswith(message)
+
+
+def test_expect_names_each_device():
+    error = load_error(DEVICES + "expect:\n  bob: missed\n")
+    assert error.line == 6
+    assert error.message == "expect: 'bob' has 2 devices: say which one, bob#1 or bob#2"
+
+
+def test_with_names_the_phone_not_a_device():
+    error = load_error(DEVICES + "expect:\n  alice:\n    - {with: 'bob#1'}\n")
+    assert error.line == 7
+    assert "'bob#1' is a device; write the phone's name 'bob' here" in error.message
+    error = load_error(DEVICES + "expect:\n  'bob#1':\n    - {with: bob}\n")
+    assert "'bob#1' cannot be in a call with itself" in error.message

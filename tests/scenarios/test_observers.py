@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from scenarios.observers import EventStream, LogEntry, call_logs, label_entries
+from scenarios.observers import (
+    EventStream,
+    LogEntry,
+    Observation,
+    both_ends_agree_on_the_answer,
+    call_logs,
+    label_entries,
+    other_devices_hear_it_was_done_elsewhere,
+)
 from scenarios.profiles import load_profile
 from signaling.calls import CallInfo, CallState, Cause, Transition
+from signaling.records import CallRecord
 
 
 WHATSAPP = load_profile("whatsapp")
@@ -385,3 +394,100 @@ steps:
     assert obs.violations == [] and obs.crossings == []  # agreement, not an excuse
     assert [e.label for e in obs.logs["alice"]] == ["missed"]
     assert [e.label for e in obs.logs["dave"]] == ["canceled"]
+
+
+# --- Several devices per name, and glare ------------------------------------------------------
+
+
+def _observe_devices(transitions: list[Transition], ends: list[str]) -> Observation:
+    """Runs the log and invariant stages over hand-made transitions of call c1."""
+    record = CallRecord("c1", "alice", "bob", "audio", 0.0, CallState.ENDED, blocked=False)
+    obs = Observation(profile=WHATSAPP, phones=ends, events=[])
+    obs.summaries = call_logs(transitions, ends)
+    obs.records = [record]
+    both_ends_agree_on_the_answer(obs)
+    other_devices_hear_it_was_done_elsewhere(obs)
+    return obs
+
+
+def _rang(who: str, call: CallInfo) -> Transition:
+    return t(who, call, "new", "ringing", "reached", 0.0)
+
+
+def test_the_caller_is_paired_with_the_device_that_answered() -> None:
+    call = info()
+    both = answered_call(call, answered_at=2.0, ended_at=10.0)
+    devices = [
+        *(
+            Transition("bob#2", x.call, x.from_state, x.to_state, x.cause, x.at)
+            for x in both
+            if x.who == "bob"
+        ),
+        _rang("bob#1", call),
+        t("bob#1", call, "ringing", "ended", "answered_elsewhere", 2.0),
+    ]
+    alice = [x for x in both if x.who == "alice"]
+    obs = _observe_devices([*alice, *devices], ["alice", "bob#1", "bob#2"])
+    assert obs.violations == []
+
+
+def test_a_device_logging_missed_for_a_call_answered_elsewhere_is_a_violation() -> None:
+    # labels.md §4: the most common real-world call-log bug.
+    call = info()
+    both = answered_call(call, answered_at=2.0, ended_at=10.0)
+    answering = [
+        Transition("bob#2", x.call, x.from_state, x.to_state, x.cause, x.at)
+        for x in both
+        if x.who == "bob"
+    ]
+    missed = [_rang("bob#1", call), t("bob#1", call, "ringing", "ended", "canceled", 10.0)]
+    alice = [x for x in both if x.who == "alice"]
+    obs = _observe_devices([*alice, *answering, *missed], ["alice", "bob#1", "bob#2"])
+    assert obs.violations == [
+        "call c1: bob#2 answered it, but bob#1 says canceled instead of answered_elsewhere"
+    ]
+
+
+def test_two_devices_both_answering_is_a_violation() -> None:
+    call = info()
+    both = answered_call(call, answered_at=2.0, ended_at=10.0)
+    twice = [
+        Transition(end, x.call, x.from_state, x.to_state, x.cause, x.at)
+        for x in both
+        if x.who == "bob"
+        for end in ("bob#1", "bob#2")
+    ]
+    alice = [x for x in both if x.who == "alice"]
+    obs = _observe_devices([*alice, *twice], ["alice", "bob#1", "bob#2"])
+    assert obs.violations == ["call c1: answered on several devices (bob#1, bob#2)"]
+
+
+def test_a_decline_on_one_device_must_be_declined_elsewhere_on_the_others() -> None:
+    call = info()
+    ends = ["alice", "bob#1", "bob#2"]
+    alice = [
+        t("alice", call, "new", "dialing", "placed", 0.0),
+        t("alice", call, "dialing", "ended", "declined", 3.0),
+    ]
+    declined = [_rang("bob#1", call), t("bob#1", call, "ringing", "ended", "declined", 3.0)]
+    told = [_rang("bob#2", call), t("bob#2", call, "ringing", "ended", "declined_elsewhere", 3.0)]
+    assert _observe_devices([*alice, *declined, *told], ends).violations == []
+    wrong = [_rang("bob#2", call), t("bob#2", call, "ringing", "ended", "dropped", 3.0)]
+    assert _observe_devices([*alice, *declined, *wrong], ends).violations == [
+        "call c1: bob#1 declined it, but bob#2 says dropped instead of declined_elsewhere"
+    ]
+
+
+def test_a_call_that_lost_glare_is_not_a_call_log_entry() -> None:
+    lost = info("z9", caller="bob", callee="alice")
+    kept = info("a1")
+    transitions = [
+        t("bob", lost, "new", "dialing", "placed", 0.0),
+        t("bob", lost, "dialing", "ended", "glare", 0.0),
+        _rang("bob", kept),
+        t("bob", kept, "ringing", "ended", "canceled", 5.0),
+    ]
+    summaries = call_logs(transitions, ["bob"])["bob"]
+    assert len(summaries) == 2  # the phone knows both calls ...
+    entries = label_entries(summaries, WHATSAPP)
+    assert [(e.call_id, e.label) for e in entries] == [("a1", "missed")]  # ... logs one

@@ -52,6 +52,10 @@ def possible_causes(policies: dict[str, Any], direction: str, answered: bool) ->
     if answered:
         return set(AFTER_ANSWER)
     causes = set(UNANSWERED)
+    if direction == "incoming":
+        # Another device of the callee's name answered or declined (a glare loser is not
+        # a log entry at all, so it needs no label).
+        causes |= {"answered_elsewhere", "declined_elsewhere"}
     if direction == "outgoing":
         # The caller hears the server's reason: busy for a hidden decline, blocked if revealed.
         if policies["decline_as_busy"]:
@@ -371,3 +375,23 @@ def test_the_loader_labels_every_case_as_this_file_does(name: str) -> None:
             end_cause=Cause(cause),
         )
         assert loaded.label(summary) == label_for(profile, direction, answered, reached, cause)
+
+
+# --- Several devices per name ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["whatsapp", *PROFILES])
+def test_a_device_that_did_not_answer_never_logs_a_missed_call(name: str) -> None:
+    # labels.md §4: a call answered (or declined) on one device and logged as missed on
+    # another is the most common real-world call-log bug; no profile may make it.
+    profile = read(name)
+    missed_like = {"missed", "no_answer", "request_timeout"}
+    for cause in ("answered_elsewhere", "declined_elsewhere"):
+        for reached in (False, True):
+            label = label_for(profile, "incoming", False, reached, cause)
+            assert label is not None and label not in missed_like, (cause, reached, label)
+    assert (
+        label_for(profile, "incoming", False, True, "answered_elsewhere")
+        != label_for(profile, "incoming", False, True, "canceled")
+        or name == "twilio"
+    )  # Twilio's cancel carries no reason (labels.md §4, #435)

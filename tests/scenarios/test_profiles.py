@@ -50,6 +50,7 @@ def test_whatsapp_loads() -> None:
         "busy",
         "dropped",
         "failed",
+        "answered_elsewhere",
     }
 
 

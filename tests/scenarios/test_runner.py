@@ -639,3 +639,50 @@ def test_media_lost_mid_call_ends_it_dropped_on_both_ends() -> None:
         (entry,) = result.logs[who]
         assert entry.label == "dropped"
         assert "reconnecting" in screens(result, who)
+
+
+# --- Several devices per name ------------------------------------------------------------------
+
+
+DEVICES = """
+    name: two devices
+    phones: {alice: {}, bob: {devices: 2}}
+    steps:
+      - {at: 0s, do: alice calls bob}
+      - {when: 'bob#2 rings', after: 3s, do: 'bob#2 answers'}
+      - {when: 'bob#2 is in call', after: 5s, do: 'bob#2 hangs up'}
+    expect:
+      alice: [{label: outgoing, with: bob, duration: 5s}]
+      'bob#1': [{label: answered_elsewhere, with: alice}]
+      'bob#2': [{label: incoming, with: alice, duration: 5s}]
+"""
+
+
+def test_each_device_is_an_end_with_its_own_log_and_steps() -> None:
+    result = run(DEVICES)
+    assert result.passed, result.failures
+    assert list(result.logs) == ["alice", "bob#1", "bob#2"]  # the JSON report's phones too
+    assert {e["who"] for e in transitions(result)} == {"server", "alice", "bob#1", "bob#2"}
+    registers = [e for e in result.events if e.get("type") == "register"]
+    assert len(registers) == 3
+
+
+def test_devices_of_one_name_make_different_call_ids() -> None:
+    result = run(
+        """
+        name: each device calls
+        phones: {alice: {}, bob: {devices: 2}}
+        steps:
+          - {at: 0s, do: 'bob#1 calls alice'}
+          - {at: 1s, do: 'bob#1 hangs up'}
+          - {at: 2s, do: 'bob#2 calls alice'}
+          - {at: 3s, do: 'bob#2 hangs up'}
+        expect:
+          alice: [missed, missed]
+          'bob#1': canceled
+          'bob#2': canceled
+        """
+    )
+    assert result.passed, result.failures
+    ids = {e["who"]: e["call_id"] for e in transitions(result) if e["who"] in ("bob#1", "bob#2")}
+    assert ids["bob#1"] != ids["bob#2"]

@@ -13,6 +13,8 @@ from signaling.calls import (
     Cause,
     InvalidTransition,
     Transition,
+    end_name,
+    party_name,
     summarize,
 )
 
@@ -41,6 +43,9 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.DECLINED: S.ENDED,
         C.BUSY: S.ENDED,
         C.DROPPED: S.ENDED,
+        C.ANSWERED_ELSEWHERE: S.ENDED,
+        C.DECLINED_ELSEWHERE: S.ENDED,
+        C.GLARE: S.ENDED,
     },
     S.RINGING: {
         C.ANSWERED: S.ANSWERED,
@@ -50,6 +55,9 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.DECLINED: S.ENDED,
         C.BUSY: S.ENDED,
         C.DROPPED: S.ENDED,
+        C.ANSWERED_ELSEWHERE: S.ENDED,
+        C.DECLINED_ELSEWHERE: S.ENDED,
+        C.GLARE: S.ENDED,
     },
     S.ANSWERED: {
         C.LINK_LOST: S.RECONNECTING,
@@ -58,6 +66,7 @@ EXPECTED: dict[CallState, dict[Cause, CallState]] = {
         C.CANCELED: S.ENDED,  # a cancel that crossed the answer
         C.NO_ANSWER: S.ENDED,  # a ring timer that crossed the answer
         C.FAILED: S.ENDED,  # a media call whose media never connected
+        C.ANSWERED_ELSEWHERE: S.ENDED,  # another device's answer came first
     },
     S.RECONNECTING: {
         C.RESUMED: S.ANSWERED,
@@ -113,6 +122,9 @@ def test_end_causes():
         C.DROPPED,
         C.BLOCKED,
         C.FAILED,
+        C.ANSWERED_ELSEWHERE,
+        C.DECLINED_ELSEWHERE,
+        C.GLARE,
     } == END_CAUSES
     # every end cause, and nothing else, leads to ENDED
     for causes in EXPECTED.values():
@@ -165,7 +177,7 @@ def test_invalid_transition_lists_the_allowed_causes():
         call.fire(C.DECLINED, 5.0)
     assert str(info.value) == (
         "call c1 is answered: declined is not allowed "
-        "(allowed: canceled, dropped, failed, hung_up, link_lost, no_answer)"
+        "(allowed: answered_elsewhere, canceled, dropped, failed, hung_up, link_lost, no_answer)"
     )
 
 
@@ -329,3 +341,36 @@ def test_summarize_refuses_nothing_and_mixtures():
     other = CallInfo("c2", "alice", "bob", "audio", 0.0)
     with pytest.raises(ValueError, match="several"):
         summarize([*alice, *_run("alice", [(C.PLACED, 0)], other)])
+
+
+# --- Ends and devices ---------------------------------------------------------------------------
+
+
+def test_an_end_is_the_name_alone_or_the_name_and_its_device():
+    assert end_name("bob", None) == "bob"
+    assert end_name("bob", "2") == "bob#2"
+    assert party_name("bob#2") == "bob"
+    assert party_name("bob") == "bob"
+    assert party_name("server") == "server"
+
+
+def test_a_device_of_the_callee_sees_an_incoming_call():
+    summary = summarize(_run("bob#2", [(C.REACHED, 1.0), (C.ANSWERED_ELSEWHERE, 4.0)]))
+    assert summary.direction == "incoming"
+    assert summary.peer == "alice"
+    assert summary.reached and not summary.answered
+    assert summary.end_cause is C.ANSWERED_ELSEWHERE
+
+
+def test_a_device_of_the_caller_sees_an_outgoing_call():
+    info = CallInfo(call_id="c2", caller="bob", callee="alice", kind="audio", placed_at=0.0)
+    summary = summarize(_run("bob#1", [(C.PLACED, 0.0), (C.GLARE, 0.0)], info))
+    assert summary.direction == "outgoing"
+    assert summary.peer == "alice"
+
+
+def test_an_answer_that_lost_to_another_devices_answer_never_counted():
+    steps = [(C.REACHED, 1.0), (C.ANSWERED, 2.0), (C.ANSWERED_ELSEWHERE, 2.0)]
+    summary = summarize(_run("bob#1", steps))
+    assert not summary.answered
+    assert summary.duration is None

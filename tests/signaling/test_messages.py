@@ -40,11 +40,21 @@ TOKEN = "0123456789abcdef"
 PHONE_MESSAGES: list[tuple[PhoneMessage, dict[str, object]]] = [
     (
         Register(name="alice", token=TOKEN),
-        {"type": "register", "name": "alice", "token": TOKEN, "calls": []},
+        {"type": "register", "name": "alice", "token": TOKEN, "calls": [], "device": None},
     ),
     (
         Register(name="alice", token=TOKEN, calls=["c1", "c-2"]),
-        {"type": "register", "name": "alice", "token": TOKEN, "calls": ["c1", "c-2"]},
+        {
+            "type": "register",
+            "name": "alice",
+            "token": TOKEN,
+            "calls": ["c1", "c-2"],
+            "device": None,
+        },
+    ),
+    (
+        Register(name="bob", token=TOKEN, device="2"),
+        {"type": "register", "name": "bob", "token": TOKEN, "calls": [], "device": "2"},
     ),
     (
         Offer(call_id="c1", to="bob", kind="video", sdp="v=0"),
@@ -335,6 +345,10 @@ OFFER = {"type": "offer", "call_id": "c1", "to": "bob", "kind": "audio", "sdp": 
         ({"type": "register", "name": "al", "token": "short"}, "$.token", None),
         ({"type": "register", "name": "al", "token": "t" * 257}, "$.token", None),
         ({"type": "register", "name": "al", "token": TOKEN, "calls": ["c 1"]}, "$.calls[0]", None),
+        ({"type": "register", "name": "al", "token": TOKEN, "device": 2}, "$.device", None),
+        ({"type": "register", "name": "al", "token": TOKEN, "device": "al#2"}, "$.device", None),
+        ({"type": "register", "name": "al", "token": TOKEN, "device": ""}, "$.device", None),
+        ({"type": "register", "name": "al", "token": TOKEN, "device": "d" * 17}, "$.device", None),
         ({"type": "block", "name": "Eve"}, "$.name", None),
         (
             {"type": "candidate", "call_id": "c1", "candidate": "", "sdp_mline_index": -1},

@@ -1113,3 +1113,172 @@ def test_refusals_spread_out_in_time_do_not_cut_a_connection():
         ex.send("alice", Ringing(call_id="nope"), at)
     assert len(ex.errors("alice")) == 4
     assert ex.closes == []
+
+
+# --- Several devices per name ------------------------------------------------------------------
+
+
+@pytest.fixture
+def devices() -> Exchange:
+    """alice, and bob with two devices (labels bob1 and bob2)."""
+    exchange = Exchange(SETTINGS)
+    exchange.add_phone("alice")
+    exchange.add_phone("bob1", name="bob", device="1")
+    exchange.add_phone("bob2", name="bob", device="2")
+    return exchange
+
+
+def test_devices_of_one_name_stay_connected_side_by_side(devices):
+    assert devices.closes == []
+    assert devices.switchboard.name_of(devices.connection("bob1")) == "bob#1"
+    assert devices.switchboard.name_of(devices.connection("bob2")) == "bob#2"
+    assert devices.switchboard.name_of(devices.connection("alice")) == "alice"
+    old = devices.connection("bob2")
+    devices.connect("bob2", 1)  # the same device again: only its old connection goes
+    assert devices.closes == [("bob2", old, *CLOSE_REPLACED)]
+
+
+def test_every_device_rings_and_the_first_answer_wins(devices):
+    cid = devices.call("alice", "bob", 0)
+    assert devices.ladder[-6:] == [
+        ("alice", "server", "offer"),
+        ("server", "bob1", "incoming"),
+        ("server", "bob2", "incoming"),
+        ("bob1", "server", "ringing"),
+        ("bob2", "server", "ringing"),  # a second device ringing changes nothing
+        ("server", "alice", "ringing"),
+    ]
+    devices.answer("bob2", 3)
+    assert devices.ladder[-3:] == [
+        ("bob2", "server", "answer"),
+        ("server", "bob1", "call_ended"),
+        ("server", "alice", "answer"),
+    ]
+    assert devices.received("bob1")[-1].message == CallEnded(cid, "answered_elsewhere")
+    assert devices.phones["bob1"].screen is Screen.ENDED
+    devices.hang_up("alice", 20)
+    assert devices.received_types("bob1", since=4) == []  # no longer in the call
+    assert devices.received_types("bob2", since=4) == [(20, "call_ended")]
+    devices.advance(100)
+    assert devices.switchboard.pending_notices("bob") == []
+    assert outline(devices.entry("bob1")) == entry(
+        "incoming", "alice", reached=True, end_cause="answered_elsewhere"
+    )
+    assert outline(devices.entry("bob2")) == entry(
+        "incoming", "alice", reached=True, answered=True, end_cause="hung_up", duration=17.0
+    )
+    assert devices.entry("bob2").who == "bob#2"
+    assert outline(devices.entry("alice")) == entry(
+        "outgoing", "bob", reached=True, answered=True, end_cause="hung_up", duration=17.0
+    )
+
+
+def test_an_answer_crossing_another_devices_answer_is_told_answered_elsewhere(devices):
+    cid = devices.call("alice", "bob", 0)
+    devices.answer("bob2", 3)
+    devices.send("bob1", Answer(cid, "v=0"), 3)  # sent before bob1 heard of bob2's answer
+    assert devices.received("bob1")[-1].message == CallEnded(cid, "answered_elsewhere")
+    assert devices.errors("bob1") == []
+    assert devices.server_steps(cid)[-1] == ("answered", "answered", 3)
+    devices.send("bob1", Candidate(cid, ""), 4)  # its media goes nowhere either
+    assert devices.received_types("alice", since=4) == []
+
+
+def test_a_decline_on_one_device_ends_the_call_for_all(devices):
+    cid = devices.call("alice", "bob", 0)
+    devices.decline("bob1", 4)
+    assert devices.received("alice")[-1].message == CallEnded(cid, "declined")
+    assert devices.received("bob2")[-1].message == CallEnded(cid, "declined_elsewhere")
+    assert devices.received_types("bob1", since=4) == []
+    devices.advance(100)
+    assert devices.switchboard.pending_notices("bob") == []
+    assert devices.entry("bob2").end_cause is Cause.DECLINED_ELSEWHERE
+    assert devices.entry("bob1").end_cause is Cause.DECLINED
+
+
+def test_a_device_that_was_away_gets_the_names_notice_until_one_acknowledges(devices):
+    devices.power_off("bob1", 0)
+    devices.power_off("bob2", 0)
+    cid = devices.call("alice", "bob", 1)
+    devices.hang_up("alice", 5)
+    assert [n.call_id for n in devices.switchboard.pending_notices("bob")] == [cid]
+    devices.power_on("bob2", 10)
+    assert devices.received_types("bob2", since=10) == [(10, "registered"), (10, "missed_call")]
+    assert devices.switchboard.pending_notices("bob") == []  # acknowledged by bob2
+    devices.power_on("bob1", 20)
+    assert devices.received_types("bob1", since=20) == [(20, "registered")]
+    assert devices.entry("bob2").end_cause is Cause.CANCELED
+    assert devices.log("bob1") == []
+
+
+def test_a_device_gone_before_the_answer_leaves_the_others_ringing(devices):
+    cid = devices.call("alice", "bob", 0)
+    devices.power_off("bob1", 2)
+    assert devices.server_steps(cid)[-1] == ("ringing", "reached", 0)
+    devices.answer("bob2", 3)
+    assert devices.server_steps(cid)[-1] == ("answered", "answered", 3)
+
+
+def test_another_device_of_the_caller_cannot_touch_its_call(devices):
+    cid = devices.call("bob1", "alice", 0)
+    devices.send("bob2", Hangup(cid), 1)
+    assert devices.errors("bob2") == [("not_your_call", cid)]
+    assert devices.server_steps(cid)[-1] == ("ringing", "reached", 0)
+    devices.answer("alice", 2)
+    assert devices.received_types("bob2", since=2) == []  # the answer goes to bob1 only
+    assert devices.received_types("bob1", since=2) == [(2, "answer")]
+
+
+# --- Glare: two calls between the same pair cross ---------------------------------------------
+
+
+def test_glare_the_lower_id_survives_when_it_comes_second(ex):
+    ex.send("alice", Offer("z9", "bob", "audio", OFFER_SDP), 0)  # bob's phone rings z9
+    ex.send("bob", Offer("a1", "alice", "audio", OFFER_SDP), 0)  # crossing it
+    assert ex.server_steps("z9") == [
+        ("dialing", "placed", 0),
+        ("ringing", "reached", 0),
+        ("ended", "glare", 0),
+    ]
+    assert CallEnded("z9", "glare") in [f.message for f in ex.received("alice")]
+    assert CallEnded("z9", "glare") in [f.message for f in ex.received("bob")]
+    assert ex.ladder[-3:] == [
+        ("server", "alice", "incoming"),
+        ("alice", "server", "ringing"),
+        ("server", "bob", "ringing"),
+    ]
+    assert ex.server_steps("a1") == [("dialing", "placed", 0), ("ringing", "reached", 0)]
+    ex.advance(100)
+    assert ex.switchboard.pending_notices("alice") == []  # a glare loser is never missed
+    assert ex.switchboard.pending_notices("bob") == []
+
+
+def test_glare_the_lower_id_survives_when_it_came_first(ex):
+    ex.send("alice", Offer("a1", "bob", "audio", OFFER_SDP), 0)
+    ex.send("bob", Offer("z9", "alice", "audio", OFFER_SDP), 0)
+    assert ex.server_steps("z9") == [("dialing", "placed", 0), ("ended", "glare", 0)]
+    assert ex.received("bob")[-1].message == CallEnded("z9", "glare")
+    assert "incoming" not in [t for _, t in ex.received_types("alice")]
+    assert ex.server_steps("a1") == [("dialing", "placed", 0), ("ringing", "reached", 0)]
+
+
+def test_calling_back_the_phone_that_rings_you_is_glare_not_busy(ex):
+    first = ex.call("alice", "bob", 0)  # alice-1
+    second = ex.call("bob", "alice", 1)  # bob-1: bob's phone is ringing with alice-1
+    assert first < second
+    assert ex.phone_steps("bob", second) == [("dialing", "placed", 1), ("ended", "glare", 1)]
+    assert ex.server_steps(second) == [("dialing", "placed", 1), ("ended", "glare", 1)]
+    assert ex.phones["bob"].screen is Screen.INCOMING  # alice's call still rings
+    assert "busy" not in [t for _, t in ex.received_types("alice")]
+    ex.answer("bob", 2)
+    ex.hang_up("alice", 12)
+    assert ex.entry("alice").end_cause is Cause.HUNG_UP
+    assert [s.end_cause for s in ex.log("bob")] == [Cause.HUNG_UP, Cause.GLARE]
+
+
+def test_a_blocked_call_is_never_glare(ex):
+    ex.block("bob", "alice", 0)
+    ex.send("bob", Offer("z9", "alice", "audio", OFFER_SDP), 1)  # alice rings
+    ex.send("alice", Offer("a1", "bob", "audio", OFFER_SDP), 2)  # blocked: acts switched off
+    assert ex.server_steps("z9")[-1] == ("ringing", "reached", 1)
+    assert ex.server_steps("a1") == [("dialing", "placed", 2)]
