@@ -910,12 +910,13 @@ class _Run:
         for start in range(0, len(blockers), PhoneFleet.BATCH):
             batch = [g.blocker for g in blockers[start : start + PhoneFleet.BATCH]]
             await asyncio.gather(*(b.recycle() for b in batch if b is not None))
-        for group in blockers:
-            assert group.blocker is not None
-            if group.caller.name not in group.blocker.phone.blocks:
-                raise RuntimeError(
-                    f"{group.blocker.name}'s block of {group.caller.name} was not kept"
-                )
+        # A server that keeps no block lists (a bare relay) is not refused here: its calls
+        # are judged like any other, and the blocked callees' entries show up as wrong.
+        lost = sum(1 for g in blockers if g.blocker and g.caller.name not in g.blocker.phone.blocks)
+        if lost:
+            self.report.notes.append(
+                f"the server kept {len(blockers) - lost} of {len(blockers)} blocks"
+            )
         self.report.phones = total
         self.report.pairs = len(self.groups)
 
