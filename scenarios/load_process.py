@@ -105,6 +105,16 @@ class ProcessSampler:
                 await asyncio.sleep(interval)
 
 
+def _interruptible() -> None:
+    """In the child, before it runs: SIGINT does what Ctrl-C does.
+
+    A shell without job control starts background jobs with SIGINT ignored, and children
+    inherit that; Python then installs no KeyboardInterrupt handler, and :meth:`stop`
+    would have to kill a server that could have stopped cleanly.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ServerProcess:
     """A server in a child process, on 127.0.0.1, whose output goes to a log file.
 
@@ -157,6 +167,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
                 env=env,
+                preexec_fn=_interruptible,
             )
         deadline = time.monotonic() + within
         while True:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,24 @@ def test_the_sampler_reads_this_process_and_keeps_the_peak() -> None:
 def test_a_gone_process_cannot_be_sampled() -> None:
     with pytest.raises(ProcessLookupError):
         ProcessSampler(2**22 + 1).sample()  # above Linux's largest pid
+
+
+async def test_sigint_stops_it_even_if_this_process_ignores_sigint(tmp_path: Path) -> None:
+    # As in a background job of a non-interactive shell: the child must not inherit it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = ServerProcess(
+            [
+                sys.executable,
+                "-c",
+                "print('ws://127.0.0.1:1', flush=True); import time; time.sleep(60)",
+            ],
+            log_path=tmp_path / "out.log",
+        )
+        await process.start(within=10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    started = time.monotonic()
+    code = await process.stop(within=10)
+    assert code == -signal.SIGINT  # it stopped on the signal itself, not SIGKILL after 10 s
+    assert time.monotonic() - started < 5
