@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,9 @@ class Row:
     """The full load report of the median round."""
     rounds: list[float] = field(default_factory=list)
     """Calls/s of every round, in order; the row's figures are the median round's."""
+    load_averages: list[float] = field(default_factory=list)
+    """The machine's 1-minute load average after each round: other work on the machine
+    shows here (2 cores: above 2, something else competed for them)."""
 
 
 @dataclass
@@ -134,8 +138,8 @@ class ThroughputResult:
 
         lines = [
             "| server | pairs | calls/s (median) | every round | offer→ringing p50 / p99 ms | "
-            "server CPU | generator CPU | calls judged wrong |",
-            "|---|---|---|---|---|---|---|---|",
+            "server CPU | generator CPU | calls judged wrong | load average |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in self.rows:
             every = ", ".join(f"{x:,.0f}" for x in r.rounds)
@@ -143,7 +147,7 @@ class ThroughputResult:
                 f"| {r.target} | {r.pairs} | {num(r.calls_per_second)} | {every} | "
                 f"{num(r.ringing_p50_ms, 2)} / {num(r.ringing_p99_ms, 2)} | "
                 f"{num(r.server_cpu_percent, 0)}% | {num(r.generator_cpu_percent, 0)}% | "
-                f"{r.wrong} of {r.calls} |"
+                f"{r.wrong} of {r.calls} | {', '.join(f'{x:.1f}' for x in r.load_averages)} |"
             )
         ratios = self.ratios()
         if ratios:
@@ -232,6 +236,7 @@ async def run_throughput(
             else:
                 node_modules = installed
         runs: dict[tuple[str, int], list[LoadReport]] = {}
+        loads: dict[tuple[str, int], list[float]] = {}
         # Rounds are interleaved (every server once, then again) so that a disturbance on
         # the machine hits each server alike; each row is its median round.
         for round_number in range(repeat):
@@ -244,6 +249,7 @@ async def run_throughput(
                         continue
                     report = await _one(target, n, settings, folder, node_modules)
                     runs.setdefault((target, n), []).append(report)
+                    loads.setdefault((target, n), []).append(round(os.getloadavg()[0], 2))
                     if echo is not None:
                         echo(
                             f"round {round_number + 1}: {target:>21} {n:>4} pairs: "
@@ -270,6 +276,7 @@ async def run_throughput(
                         wrong=sum(r.wrong for r in reports),
                         report=median.as_json(),
                         rounds=[round(r.calls_per_second, 1) for r in reports],
+                        load_averages=loads[(target, n)],
                     )
                 )
     return result
