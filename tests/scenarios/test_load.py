@@ -145,6 +145,33 @@ async def test_every_outcome_is_judged_right_on_both_ends(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(60)
+async def test_a_profile_s_policies_are_judged_end_to_end(tmp_path: Path) -> None:
+    # Telegram tells a blocked caller at once and shows a decline as busy: the server runs
+    # under it, and the judge expects exactly that.
+    settings = LoadSettings(
+        phones=6,
+        duration=1.0,
+        mix=parse_mix("blocked=1,decline=1"),
+        profile="telegram",
+        ring_timeout=0.2,
+        seed=1,
+    )
+    report = await run_load(settings, memory=True, workdir=tmp_path)
+
+    assert report.passed, report.mismatches
+    telegram = load_profile("telegram")
+    blocked_caller, _ = intended(Outcome.BLOCKED, telegram)
+    declined_caller, declined_callee = intended(Outcome.DECLINE, telegram)
+    assert (blocked_caller.cause, declined_caller.cause) == (Cause.BLOCKED, Cause.BUSY)
+    assert declined_callee is not None
+    labels = {outcome: set(counts) for outcome, counts in report.labels.items()}
+    assert labels == {
+        Outcome.BLOCKED: {f"caller {blocked_caller.label} / callee (none)"},
+        Outcome.DECLINE: {f"caller {declined_caller.label} / callee {declined_callee.label}"},
+    }
+
+
+@pytest.mark.timeout(60)
 async def test_a_relay_that_delivers_blocked_calls_is_caught(tmp_path: Path) -> None:
     # The bare relay knows nothing of blocks: the blocked callee rings, and the judge
     # must say so rather than count the call as done.
