@@ -10,7 +10,7 @@ each track's received frames per second are compared with the 50 it is sent. A c
 "holds" when the slowest track still gets 95% of its frames; the figure is the largest count
 that holds::
 
-    python benchmarks/media_calls.py [--calls 1,2,4,6,8,10] [--hold 5] [--json media_calls.json]
+    python benchmarks/media_calls.py [--calls 1,2,4,8,10,15,20,30] [--hold 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ async def _step(calls: int, hold: float) -> Step:
 
 
 async def run_media_calls(
-    counts: Sequence[int] = (1, 2, 4, 6, 8, 10), hold: float = 5.0
+    counts: Sequence[int] = (1, 2, 4, 8, 10, 15, 20, 30), hold: float = 5.0
 ) -> MediaResult:
     """Tries each count of calls in turn; stops after the second count that does not hold."""
     result = MediaResult(hold=hold)
@@ -181,7 +181,7 @@ async def run_media_calls(
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", default="1,2,4,6,8,10", help="comma-separated counts")
+    parser.add_argument("--calls", default="1,2,4,8,10,15,20,30", help="comma-separated counts")
     parser.add_argument("--hold", type=float, default=5.0, help="seconds of audio per count")
     parser.add_argument("--json", type=Path, default=Path("media_calls.json"))
     args = parser.parse_args(argv)
