@@ -507,3 +507,10 @@ def labels(profile: str | None) -> None:
         for key, label in loaded.labels.items():
             click.echo(f"  {key:<{width}}  {label.text:<16}  {label.source}")
         click.echo()
+
+
+# --- voip-sandbox load (issue 8): the command's body lives in scenarios/load.py -----------------
+from scenarios.load import load_command  # noqa: E402  (registered after the group exists)
+
+
+main.add_command(load_command)

@@ -102,6 +102,8 @@ class SignalingServer:
         self._outboxes: dict[ConnectionId, asyncio.Queue[str | tuple[int, str]]] = {}
         self._crashed = False
         self._closing = False
+        self._flush_due = False
+        """A flush is scheduled for the next loop iteration (see :meth:`_flush`)."""
 
     # --- Life cycle --------------------------------------------------------------------------
 
@@ -134,6 +136,8 @@ class SignalingServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        # The last handlers' disconnects are kept now, not after this returns.
+        self._flush_now()
 
     def provision(self, name: str, token: str, blocks: Iterable[str] = ()) -> None:
         """Creates an account before its phone ever connects, kept in the store at once.
@@ -150,6 +154,9 @@ class SignalingServer:
         Every socket is reset with no close frame, and the switchboard hears nothing more:
         its state is gone with the process. Build a new server to restart.
         """
+        # What was decided before the crash was committed at once before group commit
+        # existed; keep it so: commit and queue it (the abort below loses the frames).
+        self._flush_now()
         self._crashed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -307,12 +314,27 @@ class SignalingServer:
     # --- Driving the switchboard ---------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Carries out everything the switchboard decided, at the end of this loop iteration.
+
+        Group commit: every input handled in one iteration of the event loop (under load,
+        frames from many connections) is kept by one store transaction instead of one
+        each, and only then are their frames queued. The write-ahead promise is the same:
+        nothing is sent before what it depends on is committed.
+        """
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
         """Carries out everything the switchboard decided, in order, without waiting.
 
         Frames go into each connection's own outbox, written by its own task: a peer that
         reads slowly (or not at all) delays nobody but itself, and one whose outbox
         overflows is cut off.
         """
+        self._flush_due = False
+        if self._crashed:
+            return  # a dead process keeps nothing more and sends nothing
         sb = self.switchboard
         # Write-ahead: what a phone is about to be told is on disk before it is sent.
         self.store.apply(sb.changes_to_keep())
