@@ -51,13 +51,23 @@ class BrowserPhone:
         phone: The phone's logic.
         clock: The scenario clock.
         logger: Where ``transition`` and ``screen`` events go.
+        on_change: Called after every input (a registration changes the card and logs
+            nothing, for one).
     """
 
     kind = "browser"
     """What the demo page calls this kind of phone."""
 
-    def __init__(self, phone: Phone, *, clock: Callable[[], float], logger: Any) -> None:
+    def __init__(
+        self,
+        phone: Phone,
+        *,
+        clock: Callable[[], float],
+        logger: Any,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.phone = phone
+        self._on_change = on_change
         self._clock = clock
         self.log = logger
         self._page: PageSender | None = None
@@ -111,6 +121,7 @@ class BrowserPhone:
             await self._flush()
             if placed is not None:
                 await self.push({"op": "placed", "call_id": placed})
+        self._on_change()
 
     def _feed(self, message: dict[str, Any]) -> str | None:
         phone, now = self.phone, self.now()

@@ -116,6 +116,7 @@ class World:
         self._specs = list(phones)
         self._audio_name = audio_phone
         self._port = port
+        self._on_event = on_event
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._origin = loop.time()
@@ -209,7 +210,9 @@ class World:
                 f"bad phone name {name!r}: 1 to 32 characters among a-z, 0-9, '_' and '-', "
                 "starting with a letter"
             )
-        phone = BrowserPhone(self._new_phone(name), clock=self.now, logger=self.log)
+        phone = BrowserPhone(
+            self._new_phone(name), clock=self.now, logger=self.log, on_change=self._on_event
+        )
         self.phones[name] = phone
         return phone
 
@@ -293,7 +296,10 @@ class LiveLadder:
                 text = f"connection {event.get('state')}" + (f" ({code})" if code else "")
                 return _note(t, [str(who)] if who else [SERVER], text)
             case "heartbeat":
-                return _note(t, [str(event.get("who"))], "heartbeat timed out")
+                who = str(event.get("who"))
+                # The server's end of a connection is named after it ("server/conn-3").
+                over = SERVER if who.startswith(SERVER) else who
+                return _note(t, [over], "heartbeat timed out")
             case "server":
                 return _note(t, [SERVER], f"server {event.get('state')}")
             case "error":
@@ -342,15 +348,29 @@ class DemoController:
         self._ladder = LiveLadder()
         self._scheduled = False
         self._generation = 0  # bumped with each new world; pages start their ladder over
+        self._ticker: asyncio.Task[None] | None = None
 
     # --- Life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Starts free play."""
         await self._new_world(None, self.profile)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="demo-ticker")
+
+    async def _tick(self) -> None:
+        # Some changes log no event (a phone taking in ``registered``): the cards are
+        # published once a second too, so they never lag behind for long.
+        while True:
+            await asyncio.sleep(1.0)
+            self._schedule()
 
     async def close(self) -> None:
         """Stops the player and the world."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self.player is not None:
             await self.player.close()
             self.player = None
