@@ -219,12 +219,25 @@ class TerminalPhone:
         """Connects, then carries out each line until ``quit`` or the end of input."""
         self.client.start()
         self._say(f"connecting to {self.client.link.host}:{self.client.link.port} (type help)")
+        watcher = asyncio.get_running_loop().create_task(self._watch())
         try:
             async for line in lines:
                 if not await self.command(line):
                     break
         finally:
+            watcher.cancel()
             await self.client.stop()
+
+    async def _watch(self) -> None:
+        # Two things the phone logs no event for: an error frame from the server, and
+        # (un)registration. Checked four times a second, which a person can't tell from live.
+        registered = False
+        while True:
+            self._report_errors()
+            if self.client.phone.registered != registered:
+                registered = self.client.phone.registered
+                self._say("registered with the server" if registered else "not registered")
+            await asyncio.sleep(0.25)
 
     async def command(self, line: str) -> bool:
         """Carries out one command line; returns False for ``quit``."""

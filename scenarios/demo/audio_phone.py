@@ -144,6 +144,7 @@ class AudioPhone:
         self._send_lock = asyncio.Lock()
         self.frames_by_call: dict[str, int] = {}
         """Audio frames received and decoded, per call (kept after the call ends)."""
+        self._frame_arrived = asyncio.Event()
 
     @property
     def name(self) -> str:
@@ -159,6 +160,12 @@ class AudioPhone:
         if call_id is None:
             return next(reversed(self.frames_by_call.values()), 0)
         return self.frames_by_call.get(call_id, 0)
+
+    async def wait_for_frames(self, count: int, call_id: str) -> None:
+        """Returns once ``count`` audio frames of ``call_id`` have been received."""
+        while self.frames_received(call_id) < count:
+            self._frame_arrived.clear()
+            await self._frame_arrived.wait()
 
     # --- Life cycle ----------------------------------------------------------------------------
 
@@ -289,6 +296,7 @@ class AudioPhone:
                     call_id = next((c for c, a in self._calls.items() if a is audio), None)
                 if call_id is not None:
                     self.frames_by_call[call_id] = audio.frames_received
+                self._frame_arrived.set()
 
     async def _on_media_frame(self, message: object) -> None:
         """The media side of a frame: the caller's answer SDP, trickled candidates."""

@@ -122,9 +122,7 @@ async def test_a_scenario_plays_pauses_and_steps_on_the_page(
     await page.locator("#load").click()
     await expect(page.locator("#steps li")).to_have_count(2)
     await page.locator("#step").click()  # alice calls bob, then pause
-    await expect(card(page, "bob").locator(".screen")).to_have_attribute(
-        "data-screen", "incoming"
-    )
+    await expect(card(page, "bob").locator(".screen")).to_have_attribute("data-screen", "incoming")
     await expect(page.locator("#player-state")).to_have_attribute("data-state", "paused")
     await page.locator("#step").click()  # alice hangs up at once
     await expect(page.locator("#player-state")).to_have_attribute("data-state", "done")
@@ -139,13 +137,12 @@ async def call_stats(page: Page) -> dict[str, Any]:
 async def wait_audio(page: Page, dave: AudioPhone, call_id: str) -> None:
     """Waits until packets flow both ways: in the browser's getStats and at aiortc."""
     async with asyncio.timeout(15):
-        while True:
-            stats = await call_stats(page)
-            if stats.get("packetsReceived", 0) > 50 and dave.frames_received(call_id) > 50:
-                assert stats.get("packetsSent", 0) > 50
-                assert stats.get("totalAudioEnergy", 0) > 0
-                return
-            await asyncio.sleep(0.2)
+        await dave.wait_for_frames(50, call_id)  # about a second of sound decoded by aiortc
+    await page.wait_for_function(
+        "(s => s.packetsReceived > 50 && s.packetsSent > 50 && s.totalAudioEnergy > 0)"
+        "(window.phone.lastStats || {})",
+        timeout=15_000,
+    )
 
 
 async def test_the_browser_phone_and_an_aiortc_phone_call_each_other_with_audio(
@@ -161,10 +158,14 @@ async def test_the_browser_phone_and_an_aiortc_phone_call_each_other_with_audio(
 
     # 1. The browser calls the aiortc phone, which answers; the browser hangs up.
     await page.fill("#to", "dave")
+    dave_rings = controller.world.stream.wait_for(
+        lambda e: (
+            e.get("event") == "screen" and e.get("who") == "dave" and e.get("screen") == "incoming"
+        )
+    )  # armed before the click, so the ring cannot slip by
     await page.click("#call")
     async with asyncio.timeout(10):
-        while dave.phone.screen != "incoming":
-            await asyncio.sleep(0.05)
+        await dave_rings
     first = await dave.answer()
     await expect(page.locator("#screen")).to_have_attribute("data-screen", "in_call")
     await wait_audio(page, dave, first)
@@ -190,7 +191,10 @@ async def test_the_browser_phone_and_an_aiortc_phone_call_each_other_with_audio(
         ("outgoing", "dave", "outgoing"),
         ("incoming", "dave", "incoming"),
     ]
-    assert [(e["key"], e["with"]) for e in logs["dave"]] == [("incoming", "erin"), ("outgoing", "erin")]
+    assert [(e["key"], e["with"]) for e in logs["dave"]] == [
+        ("incoming", "erin"),
+        ("outgoing", "erin"),
+    ]
     assert all(e["duration"] is not None and e["duration"] > 0 for e in logs["erin"] + logs["dave"])
     assert not (await page.evaluate("window.phone.errors"))
 
