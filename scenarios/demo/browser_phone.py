@@ -73,6 +73,7 @@ class BrowserPhone:
         self._page: PageSender | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
+        self._wakes: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     @property
     def name(self) -> str:
@@ -177,7 +178,9 @@ class BrowserPhone:
 
     def _on_timer(self, wakeup: float) -> None:
         self._timer = None
-        asyncio.get_running_loop().create_task(self._wake(wakeup))
+        task = asyncio.get_running_loop().create_task(self._wake(wakeup))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
 
     async def _wake(self, wakeup: float) -> None:
         async with self._lock:
@@ -189,3 +192,5 @@ class BrowserPhone:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in self._wakes:
+            task.cancel()

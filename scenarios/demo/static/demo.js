@@ -192,6 +192,8 @@ $("play").onclick = () => send({ op: "play" });
 $("pause").onclick = () => send({ op: "pause" });
 $("step").onclick = () => send({ op: "step" });
 $("speed").onchange = () => send({ op: "speed", value: Number($("speed").value) });
+$("restart").onclick = () => send({ op: "server", crash: false });
+$("crash").onclick = () => send({ op: "server", crash: true });
 $("label-profile").onchange = () => send({ op: "labels", profile: $("label-profile").value });
 
 // --- The ladder ----------------------------------------------------------------------------------
