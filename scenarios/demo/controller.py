@@ -349,6 +349,7 @@ class DemoController:
         self._scheduled = False
         self._generation = 0  # bumped with each new world; pages start their ladder over
         self._ticker: asyncio.Task[None] | None = None
+        self._menu: list[dict[str, str]] | None = None
 
     # --- Life cycle ----------------------------------------------------------------------------
 
@@ -385,7 +386,9 @@ class DemoController:
         return self.world.url
 
     def scenarios(self) -> list[dict[str, str]]:
-        """The library, for the page's menu."""
+        """The library, for the page's menu (read once)."""
+        if self._menu is not None:
+            return self._menu
         found = []
         for path in sorted(self.library.glob("*.yaml")):
             try:
@@ -393,6 +396,7 @@ class DemoController:
             except ScenarioError:
                 continue
             found.append({"file": path.name, "name": scenario.name, "about": scenario.about})
+        self._menu = found
         return found
 
     async def _new_world(self, scenario: Scenario | None, profile: Profile) -> None:

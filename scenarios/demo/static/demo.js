@@ -90,7 +90,10 @@ function drawPhones() {
 }
 
 function card(phone) {
-  const others = state.phones.map((p) => p.name).filter((n) => n !== phone.name);
+  // Whom to call: the world's phones, and any other phone seen on the wire (a terminal
+  // phone, say, registered on the same server).
+  const known = [...state.phones.map((p) => p.name), ...state.participants];
+  const others = [...new Set(known)].filter((n) => n !== phone.name && n !== "server");
   const target = el("select", { class: "target", "aria-label": "whom",
     onchange: () => { chosen[phone.name] = target.value; } },
     ...others.map((n) => el("option", { value: n }, n)));
