@@ -509,6 +509,88 @@ def labels(profile: str | None) -> None:
         click.echo()
 
 
+# --- Teaching demo (issue 6): the `demo` and `phone` commands; their bodies live in
+# scenarios/demo/app.py and scenarios/terminal_phone.py. ---------------------------------------
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, help="The page's port on 127.0.0.1.")
+@click.option(
+    "--signaling-port", default=8765, show_default=True, help="The signaling server's port."
+)
+@click.option(
+    "--profile",
+    type=click.Choice(profile_names()),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="The profile free play runs under (the page can show any profile's labels).",
+)
+@click.option(
+    "--audio-phone",
+    default="dave",
+    show_default=True,
+    help="Free play's phone with real aiortc audio, to call a browser phone ('' for none).",
+)
+@click.option("--ring-timeout", type=float, help="Free play's ring timeout, in seconds.")
+@click.option("--dial-timeout", type=float, help="Free play's dial timeout, in seconds.")
+@click.option("--reconnect-grace", type=float, help="Free play's reconnect grace, in seconds.")
+@click.option(
+    "--heartbeat",
+    type=float,
+    help="Free play's heartbeat interval and pong timeout, in seconds (how soon a lost "
+    "signal is noticed).",
+)
+def demo(
+    port: int,
+    signaling_port: int,
+    profile: str,
+    audio_phone: str,
+    ring_timeout: float | None,
+    dial_timeout: float | None,
+    reconnect_grace: float | None,
+    heartbeat: float | None,
+) -> None:
+    """Serve the teaching demo page on 127.0.0.1, with its signaling server and phones."""
+    from scenarios.demo.app import run_demo
+
+    given = {
+        "ring_timeout": ring_timeout,
+        "dial_timeout": dial_timeout,
+        "reconnect_grace": reconnect_grace,
+        "heartbeat_interval": heartbeat,
+        "heartbeat_timeout": heartbeat,
+    }
+    if any(value is not None and value <= 0 for value in given.values()):
+        _bad_input("timers must be longer than 0 seconds")
+    run_demo(
+        port=port,
+        signaling_port=signaling_port,
+        profile=profile,
+        audio_phone=audio_phone or None,
+        timers={key: value for key, value in given.items() if value is not None},
+    )
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--server", default="ws://127.0.0.1:8765", show_default=True, help="The signaling server."
+)
+@click.option("--token", help="The name's token (default: one kept in --tokens).")
+@click.option(
+    "--profile",
+    type=click.Choice(profile_names()),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="The labels of your call log, and your phone's timers.",
+)
+def phone(name: str, server: str, token: str | None, profile: str) -> None:
+    """An interactive phone in this terminal: call bob, answer, hangup, signal off..."""
+    from scenarios.terminal_phone import run_terminal_phone
+
+    run_terminal_phone(name, server, token=token, profile=profile)
+
+
 # --- voip-sandbox load (issue 8): the command's body lives in scenarios/load.py -----------------
 from scenarios.load import load_command  # noqa: E402  (registered after the group exists)
 
