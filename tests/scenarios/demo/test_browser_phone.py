@@ -54,7 +54,13 @@ async def test_the_page_sends_exactly_what_the_phone_decides() -> None:
     phone, page, stream, changes = new_phone()
     await registered(phone)
     assert page.sent() == [
-        {"type": "register", "name": "erin", "token": "erin-token-0123456789", "calls": []}
+        {
+            "type": "register",
+            "name": "erin",
+            "token": "erin-token-0123456789",
+            "calls": [],
+            "device": None,
+        }
     ]
     assert phone.phone.registered and len(changes) == 2
     await phone.handle({"op": "call", "to": "dave", "sdp": OFFER})
