@@ -392,6 +392,8 @@ class CallSummary:
         lost_at: When an answered call last went Reconnecting…, if it did.
         ended_at: When it ended, if it has.
         end_cause: Why it ended, if it has.
+        ended_reconnecting: Whether it ended while Reconnecting…, the gap never resumed
+            (dropped past the grace, or hung up, or failed, before the link came back).
     """
 
     who: str
@@ -402,6 +404,7 @@ class CallSummary:
     lost_at: float | None
     ended_at: float | None
     end_cause: Cause | None
+    ended_reconnecting: bool = False
 
     @property
     def peer(self) -> str:
@@ -415,15 +418,19 @@ class CallSummary:
 
     @property
     def duration(self) -> float | None:
-        """Seconds in the call: from the answer to the end, or to the loss if it dropped.
+        """Seconds in the call: from the answer to the end, or to the loss if it never resumed.
 
-        A resumed gap counts as call time; a drop counts only up to the loss. ``None``
-        for an unanswered call or one that has not ended.
+        A resumed gap counts as call time. A call that ends while Reconnecting… counts only
+        up to the loss, whatever ended it: the other end may hang up, or the grace may run
+        out, at very different times on the two ends, but both saw the talking stop at the
+        loss, so both measure to it (exploration seed 1000613: a callee that went offline
+        and then hung up counted 1.5 s more than its caller). ``None`` for an unanswered
+        call or one that has not ended.
         """
         if self.answered_at is None or self.ended_at is None:
             return None
         end = self.ended_at
-        if self.end_cause is Cause.DROPPED and self.lost_at is not None:
+        if self.ended_reconnecting and self.lost_at is not None:
             end = self.lost_at
         return max(0.0, end - self.answered_at)
 
@@ -448,6 +455,7 @@ def summarize(transitions: Iterable[Transition]) -> CallSummary:
     if any(t.who != first.who or t.call.call_id != first.call.call_id for t in items):
         raise ValueError("transitions of several ends or calls cannot be summarized as one")
     reached = answered_at = lost_at = ended_at = end_cause = None
+    ended_reconnecting = False
     for t in items:
         if t.to_state in (RINGING, ANSWERED):
             reached = True
@@ -457,6 +465,7 @@ def summarize(transitions: Iterable[Transition]) -> CallSummary:
             lost_at = t.at
         if t.to_state is ENDED:
             ended_at, end_cause = t.at, t.cause
+            ended_reconnecting = t.from_state is RECONNECTING
     if end_cause in _VOIDING_CAUSES:
         answered_at = lost_at = None  # an answer that lost the race never counted
     caller_end = party_name(first.who) == first.call.caller
@@ -470,4 +479,5 @@ def summarize(transitions: Iterable[Transition]) -> CallSummary:
         lost_at=lost_at,
         ended_at=ended_at,
         end_cause=end_cause,
+        ended_reconnecting=ended_reconnecting,
     )

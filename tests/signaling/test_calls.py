@@ -268,6 +268,29 @@ def test_summary_of_a_call_dropped_without_a_loss_counts_up_to_the_end():
     assert summary.duration == 12
 
 
+def test_summary_of_a_call_hung_up_while_reconnecting_counts_only_up_to_the_loss():
+    # Exploration seed 1000613: the callee went offline mid-call and hung up 1.5 s later;
+    # its caller, dropped at the grace, measured to the loss. Both must.
+    summary = summarize(
+        _run("bob", [(C.REACHED, 0), (C.ANSWERED, 2), (C.LINK_LOST, 3), (C.HUNG_UP, 4.5)])
+    )
+    assert (summary.end_cause, summary.ended_reconnecting) == (C.HUNG_UP, True)
+    assert summary.duration == 1
+
+
+def test_summary_of_a_call_dropped_from_answered_after_a_resumed_gap_counts_to_the_end():
+    # The gap at 10 s resumed; the server crash at 40 s dropped the call straight from
+    # answered: the old gap must not cut the call short.
+    summary = summarize(
+        _run(
+            "bob",
+            [(C.REACHED, 0), (C.ANSWERED, 5), (C.LINK_LOST, 10), (C.RESUMED, 12), (C.DROPPED, 40)],
+        )
+    )
+    assert (summary.lost_at, summary.ended_reconnecting) == (10, False)
+    assert summary.duration == 35
+
+
 def test_summary_of_a_resumed_call_counts_the_gap():
     summary = summarize(
         _run(
