@@ -358,6 +358,13 @@ def _compare_the_answer(
         and callee.duration is not None
         and abs(caller.duration - callee.duration) > 1.0
     ):
+        longer, shorter = (
+            (caller, callee) if caller.duration > callee.duration else (callee, caller)
+        )
+        missed = end_that_never_arrived(obs.events, longer, shorter)
+        if missed is not None:
+            obs.crossings.append(f"call {call_id}: {missed}")
+            return
         obs.violations.append(
             f"call {call_id}: durations differ by more than a second "
             f"({caller.who} {caller.duration:.1f}s, {callee.who} {callee.duration:.1f}s)"
@@ -403,6 +410,9 @@ def news_that_never_arrived(
     - the server sent the caller the ``answer`` when the caller's call was already over on
       its side (at the same instant: they crossed), or into its dead radio, and the caller
       did not come back before its call ended;
+    - the caller was away (its connection closed, not registered again) when the callee
+      answered, so the server held the answer for it, and the call ended before the caller
+      came back for it: the callee hung up on Reconnecting… (exploration seed 1004668);
     - the server sent the callee the ``call_ended`` that voided its answer (a cancel that
       crossed it) when the callee had already ended the call itself (for another cause
       than the server's);
@@ -426,6 +436,10 @@ def news_that_never_arrived(
             return f"the answer crossed {caller.who}'s own ending on the wire"
         if _radio_down(events, caller.who, f["t"], caller.ended_at):
             return f"the answer went into {caller.who}'s dead radio"
+    if not any(f["receiver"] == caller.who and f["type"] == "answer" for f in frames) and _away(
+        events, caller.who, callee.answered_at, caller.ended_at
+    ):
+        return f"the answer was held for {caller.who}, who was away until its call ended"
     # Ended by the callee's own hand (not by what the server told it), at or before the
     # instant the server's call_ended left for it.
     if callee.end_cause is not record.cause:
@@ -448,6 +462,74 @@ def news_that_never_arrived(
     ):
         return f"the server crashed before it read {callee.who}'s answer"
     return None
+
+
+def end_that_never_arrived(
+    events: Sequence[Event], longer: CallSummary, shorter: CallSummary
+) -> str | None:
+    """Why one end of an answered call counted it longer than the other, if it could not
+    have known better.
+
+    ``shorter`` stopped counting (it hung up, or heard its link, the other end's or the
+    server die) at an instant ``longer``'s radio was down, so no news of it could reach
+    ``longer``: neither a ``call_ended`` nor the server's crash. ``longer`` learned of its
+    own dead link only when its heartbeat timed out (or the connection was found closed),
+    and kept counting until then. Only that much is explained, within the usual second
+    (exploration seeds 1001805 and 1006829: the caller hung up, or the server crashed, just
+    after the callee lost signal; the callee's heartbeat noticed 10 s later).
+
+    Returns:
+        A sentence saying what missed, or ``None`` when the durations should agree.
+    """
+    if (
+        longer.duration is None
+        or shorter.duration is None
+        or longer.answered_at is None
+        or shorter.answered_at is None
+    ):
+        return None
+    stopped = shorter.answered_at + shorter.duration
+    counted_until = longer.answered_at + longer.duration
+    if _radio_down(events, longer.who, stopped, counted_until) and (
+        counted_until <= _link_found_dead(events, longer.who, stopped) + 1.0
+    ):
+        return (
+            f"{shorter.who} stopped counting while {longer.who}'s radio was dead; "
+            f"{longer.who} counted on until its link was found dead "
+            f"({longer.duration:.1f}s against {shorter.duration:.1f}s)"
+        )
+    return None
+
+
+def _link_found_dead(events: Sequence[Event], phone: str, since: float) -> float:
+    """When ``phone`` first learned, after ``since``, that its connection was dead: its
+    heartbeat timed out or the connection closed (``inf`` if it never did)."""
+    for e in events:
+        if e["t"] < since or e.get("who") != phone:
+            continue
+        kind = e.get("event")
+        if (kind == "heartbeat" and e.get("state") == "timed_out") or kind == "connection":
+            return float(e["t"])
+    return float("inf")
+
+
+def _away(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
+    """Whether ``phone`` had no connection to the server at ``since`` and did not register
+    again by ``until`` (the server's ``connection`` events, and its ``registered`` frames)."""
+    away = False
+    for e in events:
+        t = e["t"]
+        if t > until:
+            break
+        kind = e.get("event")
+        if kind == "connection" and e.get("who") == phone and e.get("state") in ("closed", "lost"):
+            away = True
+        elif kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
+            if t <= since:
+                away = False
+            else:
+                return False  # back before its call ended: it heard the answer
+    return away
 
 
 def _radio_down(events: Sequence[Event], phone: str, since: float, until: float) -> bool:

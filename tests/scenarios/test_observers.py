@@ -396,6 +396,115 @@ steps:
     assert [e.label for e in obs.logs["dave"]] == ["canceled"]
 
 
+HANGUP_INTO_A_DEAD_RADIO = """
+phones: {alice: {}, carol: {}}
+steps:
+  - {at: 1ms, do: alice calls carol}
+  - {at: 2ms, do: carol answers}
+  - {at: 3ms, do: carol loses signal}
+  - {at: 4ms, do: alice hangs up}
+"""
+
+
+def test_a_hangup_sent_into_a_dead_radio_explains_only_the_time_until_the_heartbeat() -> None:
+    # Exploration seed 1001805: Carol cannot hear Alice hang up; her phone counts on until
+    # its heartbeat notices the dead link, 10 s later.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(HANGUP_INTO_A_DEAD_RADIO)
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert len(obs.crossings) == 1
+    assert "alice stopped counting while carol's radio was dead" in obs.crossings[0]
+    durations = {name: log[0].duration for name, log in obs.logs.items()}
+    assert durations["alice"] < 1.0 < 9.0 < durations["carol"] < 11.0
+
+
+def test_a_server_crash_unheard_in_a_dead_radio_is_a_crossing() -> None:
+    # Exploration seed 1006829: the caller hears the crash at once, the callee (no signal)
+    # only at its heartbeat.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+profile: twilio
+phones: {alice: {}, carol: {}}
+steps:
+  - {at: 1ms, do: carol calls alice}
+  - {at: 2ms, do: alice answers}
+  - {at: 3ms, do: alice loses signal}
+  - {at: 4ms, do: server crashes}
+"""
+    )
+    obs = observe(events, phones, load_profile("twilio"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "carol stopped counting while alice's radio was dead" in obs.crossings[0]
+
+
+def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(HANGUP_INTO_A_DEAD_RADIO)
+    # Carol's phone goes Reconnecting… 5 s later than its heartbeat noticed: the dead radio
+    # explains the time until the heartbeat, not those 5 s.
+    doctored = []
+    for e in events:
+        if e.get("event") == "transition" and e["who"] == "carol" and e["to"] == "reconnecting":
+            e = {**e, "t": e["t"] + 5.0, "at": e["at"] + 5.0}
+        doctored.append(e)
+    doctored.sort(key=lambda e: e["t"])
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
+def test_a_hangup_that_reached_a_live_radio_must_stop_the_count() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(HANGUP_INTO_A_DEAD_RADIO)
+    # The same run with Carol's radio up all along: she heard the call_ended, so counting
+    # on for 10 s is a fault, not a crossing.
+    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "carol")]
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
+ANSWER_HELD_FOR_AN_AWAY_CALLER = """
+profile: sip
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 1ms, do: bob video-calls alice}
+  - {at: 2ms, do: bob goes offline}
+  - {at: 3ms, do: alice answers}
+  - {at: 26ms, do: alice hangs up}
+"""
+
+
+def test_an_answer_held_for_an_away_caller_is_a_crossing() -> None:
+    # Exploration seed 1004668: Alice answers while Bob is in airplane mode and hangs up on
+    # Reconnecting… before he returns; the answer never left the server.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(ANSWER_HELD_FOR_AN_AWAY_CALLER)
+    obs = observe(events, phones, load_profile("sip"))
+    assert obs.violations == []
+    assert obs.crossings and "the answer was held for bob, who was away" in obs.crossings[0]
+    assert (obs.logs["alice"][0].duration, obs.logs["bob"][0].duration) == (0.0, None)
+
+
+def test_a_caller_that_was_connected_must_get_the_answer() -> None:
+    from scenarios.observers import observe
+
+    events, phones = _run_events(ANSWER_HELD_FOR_AN_AWAY_CALLER)
+    # Bob's connection never closed: the server should have sent him the answer.
+    doctored = [e for e in events if not (e.get("event") == "connection" and e.get("who") == "bob")]
+    obs = observe(doctored, phones, load_profile("sip"))
+    assert obs.crossings == []
+    assert any("bob says not answered, alice says answered" in v for v in obs.violations)
+
+
 # --- Several devices per name, and glare ------------------------------------------------------
 
 
