@@ -282,6 +282,11 @@ class _Progress:
         if self.bar is not None:
             self.bar.advance(self.task)
 
+    def reached(self, done: int) -> None:
+        """Shows that ``done`` runs have ended (for work that finishes in batches)."""
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
 
 @main.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")
@@ -451,7 +456,16 @@ def serve(
     show_default=True,
     help="Where the shrunk reproducers are written.",
 )
-def explore(seed: int, count: int, engine: str, profile: str | None, out_dir: Path) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes that play scenarios side by side (the results do not depend on it).",
+)
+def explore(
+    seed: int, count: int, engine: str, profile: str | None, out_dir: Path, jobs: int
+) -> None:
     """Play random scenarios, check every invariant on both ends, shrink what fails.
 
     Exit 0 when every scenario held, 1 when one failed (its shrunk reproducer is in --out).
@@ -469,12 +483,15 @@ def explore(seed: int, count: int, engine: str, profile: str | None, out_dir: Pa
             count=count,
             engine=chosen,
             profile=profile,
-            progress=lambda index, result: bar.finished(),
+            jobs=jobs,
+            progress=bar.reached,
         )
     elapsed = time.perf_counter() - started
     rate = report.scenarios / elapsed if elapsed > 0 else float("inf")
+    processes = f", {jobs} processes" if jobs > 1 else ""
     click.echo(
-        f"{report.scenarios} scenarios ({engine} engine, seed {seed}) in {elapsed:.1f}s: "
+        f"{report.scenarios} scenarios ({engine} engine{processes}, seed {seed}) "
+        f"in {elapsed:.1f}s: "
         f"{rate:,.0f} scenarios/s, {report.virtual_seconds:,.0f}s of scenario time"
     )
     outcomes = ", ".join(f"{label} {n}" for label, n in report.outcomes.most_common())

@@ -16,8 +16,10 @@ exploration plays *leniently*, skipping them, as a person's phone would.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,8 +35,10 @@ __all__ = [
     "Engine",
     "ExplorationReport",
     "Finding",
+    "Played",
     "explore",
     "play",
+    "play_generated",
     "scenario_seed",
     "shrink",
     "with_closing_hangups",
@@ -99,6 +103,73 @@ class ExplorationReport:
     virtual_seconds: float = 0.0
 
 
+CHUNK = 200
+"""Scenarios a worker plays per task when exploration runs on several processes: large
+enough that handing out tasks costs nothing, small enough for a lively progress bar."""
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """What exploration keeps of one played scenario: small, so it crosses processes cheaply.
+
+    Attributes:
+        index: The scenario's index in the exploration.
+        virtual_seconds: Scenario time it covered.
+        labels: Every phone's log labels (``"in progress"`` for an entry with none).
+        violated: The names of the checks it failed, first first.
+        failure: The first failure text, or ``""``.
+    """
+
+    index: int
+    virtual_seconds: float
+    labels: tuple[str, ...]
+    violated: tuple[str, ...]
+    failure: str
+
+
+def play_generated(seed: int, index: int, engine: Engine, profile: str | None) -> Played:
+    """Generates the ``index``-th scenario of an exploration seeded ``seed`` and plays it."""
+    s = scenario_seed(seed, index)
+    result = play(
+        with_closing_hangups(generate(s, profile=profile)), engine, seed=s, profile=profile
+    )
+    return Played(
+        index=index,
+        virtual_seconds=result.virtual_seconds,
+        labels=tuple(
+            entry.label or "in progress" for entries in result.logs.values() for entry in entries
+        ),
+        violated=tuple(result.violated),
+        failure=result.failures[0] if result.failures else "",
+    )
+
+
+def _play_range(task: tuple[int, int, int, Engine, str | None]) -> list[Played]:
+    """A worker's task: the scenarios ``start`` to ``stop`` of an exploration."""
+    seed, start, stop, engine, profile = task
+    return [play_generated(seed, index, engine, profile) for index in range(start, stop)]
+
+
+def _played(
+    seed: int, count: int, engine: Engine, profile: str | None, jobs: int
+) -> Iterator[list[Played]]:
+    """Every scenario played, in index order, in batches (one per scenario when ``jobs`` is 1)."""
+    if jobs <= 1:
+        for index in range(count):
+            yield [play_generated(seed, index, engine, profile)]
+        return
+    tasks = [
+        (seed, start, min(start + CHUNK, count), engine, profile)
+        for start in range(0, count, CHUNK)
+    ]
+    # spawn, not fork: a forked child would inherit whatever loop, threads or open sockets
+    # the caller has (the pytest plugin, a demo); the cost is one import per worker.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        # map() hands the batches back in order, so the report is the same for any jobs.
+        yield from pool.map(_play_range, tasks)
+
+
 def explore(
     *,
     seed: int,
@@ -106,7 +177,8 @@ def explore(
     engine: Engine = "sim",
     profile: str | None = None,
     shrink_findings: bool = True,
-    progress: Callable[[int, ScenarioResult], None] | None = None,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> ExplorationReport:
     """Generates and plays ``count`` scenarios; shrinks the first failure of each check.
 
@@ -116,23 +188,19 @@ def explore(
         engine: Which engine plays them.
         profile: Every scenario under this profile (else each gets a random one).
         shrink_findings: Shrink each check's first failing scenario.
-        progress: Called after each scenario with its index and result.
+        jobs: How many processes play them (the report is the same for any number).
+        progress: Called as scenarios finish, with how many have been played so far.
+
+    Raises:
+        ValueError: ``count`` or ``jobs`` is less than 1.
     """
+    if count < 1 or jobs < 1:
+        raise ValueError(f"count and jobs must be at least 1 (count={count}, jobs={jobs})")
     report = ExplorationReport(engine=engine, seed=seed)
-    for index in range(count):
-        s = scenario_seed(seed, index)
-        scenario = with_closing_hangups(generate(s, profile=profile))
-        result = play(scenario, engine, seed=s, profile=profile)
-        report.scenarios += 1
-        report.virtual_seconds += result.virtual_seconds
-        for entries in result.logs.values():
-            report.outcomes.update(entry.label or "in progress" for entry in entries)
-        for check in result.violated:
-            report.violations[check] += 1
-        if result.violated and result.violated[0] not in {f.check for f in report.findings}:
-            report.findings.append(Finding(s, result.violated[0], result.failures[0], scenario))
+    for batch in _played(seed, count, engine, profile, jobs):
+        _tally(report, batch, profile)
         if progress is not None:
-            progress(index, result)
+            progress(report.scenarios)
     if shrink_findings:
         for finding in report.findings:
             shrunk, result, runs = shrink(
@@ -145,6 +213,21 @@ def explore(
             finding.shrunk, finding.runs = shrunk, runs
             finding.shrunk_failure = next((text for text in result.failures), finding.failure)
     return report
+
+
+def _tally(report: ExplorationReport, batch: Iterable[Played], profile: str | None) -> None:
+    """Adds played scenarios to the report; the first failure of each check is a finding."""
+    for played in batch:
+        report.scenarios += 1
+        report.virtual_seconds += played.virtual_seconds
+        report.outcomes.update(played.labels)
+        report.violations.update(played.violated)
+        if played.violated and played.violated[0] not in {f.check for f in report.findings}:
+            s = scenario_seed(report.seed, played.index)
+            # Generated again rather than sent back by a worker: the same seed gives the
+            # same scenario, and only the few findings need it.
+            scenario = with_closing_hangups(generate(s, profile=profile))
+            report.findings.append(Finding(s, played.violated[0], played.failure, scenario))
 
 
 def with_closing_hangups(scenario: Scenario) -> Scenario:

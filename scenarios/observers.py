@@ -471,12 +471,18 @@ def end_that_never_arrived(
     have known better.
 
     ``shorter`` stopped counting (it hung up, or heard its link, the other end's or the
-    server die) at an instant ``longer``'s radio was down, so no news of it could reach
-    ``longer``: neither a ``call_ended`` nor the server's crash. ``longer`` learned of its
-    own dead link only when its heartbeat timed out (or the connection was found closed),
-    and kept counting until then. Only that much is explained, within the usual second
-    (exploration seeds 1001805 and 1006829: the caller hung up, or the server crashed, just
-    after the callee lost signal; the callee's heartbeat noticed 10 s later).
+    server die) at an instant one of the two radios the news had to cross was down:
+
+    - ``longer``'s: no news could reach it, neither a ``call_ended`` nor the server's
+      crash (exploration seeds 1001805 and 1006829: the caller hung up, or the server
+      crashed, just after the callee lost signal);
+    - ``shorter``'s own: its hang-up never left the phone, and the server learned that
+      the call was over for it only when its heartbeat found the link dead, then told
+      ``longer`` (seed 1010807: the caller lost signal and hung up).
+
+    Either way the news waited for a heartbeat (or a connection found closed), and
+    ``longer`` kept counting until then. Only that much is explained, within the usual
+    second.
 
     Returns:
         A sentence saying what missed, or ``None`` when the durations should agree.
@@ -490,14 +496,15 @@ def end_that_never_arrived(
         return None
     stopped = shorter.answered_at + shorter.duration
     counted_until = longer.answered_at + longer.duration
-    if _radio_down(events, longer.who, stopped, counted_until) and (
-        counted_until <= _link_found_dead(events, longer.who, stopped) + 1.0
-    ):
-        return (
-            f"{shorter.who} stopped counting while {longer.who}'s radio was dead; "
-            f"{longer.who} counted on until its link was found dead "
-            f"({longer.duration:.1f}s against {shorter.duration:.1f}s)"
-        )
+    for dead, until in ((longer.who, counted_until), (shorter.who, stopped)):
+        if _radio_down(events, dead, stopped, until) and (
+            counted_until <= _link_found_dead(events, dead, stopped) + 1.0
+        ):
+            return (
+                f"{shorter.who} stopped counting while {dead}'s radio was dead; "
+                f"{longer.who} counted on until that link was found dead "
+                f"({longer.duration:.1f}s against {shorter.duration:.1f}s)"
+            )
     return None
 
 

@@ -154,8 +154,6 @@ _REGISTERED_WAKE: Final = 3
 _CLOCK_RESOLUTION: Final = 1e-9
 """asyncio runs a timer whose deadline is less than this past the loop's clock."""
 
-_LATE: Final = 1 << 48
-"""Added to the insertion number of a retired server's timers: last of their instant."""
 
 _INFO: Final = "info"
 
@@ -1239,9 +1237,14 @@ class _World:
             conn = server.conns.get(cid)
             if conn is not None:
                 self.soon(_TASK, self._server_closes, conn, code, _SWITCHBOARD_CLOSE - _TASK)
+        if server.retired or server.crashed:
+            # _arm_timer: a closing or crashed server arms no timer. Its successor owns the
+            # shared switchboard's timers; a retired server's timer firing first would
+            # send what the switchboard decides to its own dead connections (exploration
+            # seed 1018555: a ring timer after a clean restart sent no call_ended).
+            return
         # _arm_timer: keep a timer already set for the same deadline. The deadline on the
-        # loop's clock as ``_loop_time`` computes it: two servers' timers for the same
-        # switchboard deadline can differ in the last bit, and that orders them.
+        # loop's clock as ``_loop_time`` computes it.
         wakeup = sb.next_wakeup()
         when = None if wakeup is None else self.now + (wakeup - self.now)
         if server.timer_when is not None and when == server.timer_when:
@@ -1250,14 +1253,13 @@ class _World:
         server.timer_when = when
         if wakeup is None or when is None:
             return
-        late = _LATE if server.retired else 0
         self.timer(
-            self.to_us(wakeup), when, late, self._server_timer, server, server.timer_gen, wakeup
+            self.to_us(wakeup), when, 0, self._server_timer, server, server.timer_gen, wakeup
         )
 
     def _server_timer(self, server: _Server, gen: int, wakeup: float) -> None:
-        if gen != server.timer_gen:
-            return
+        if gen != server.timer_gen or server.retired or server.crashed:
+            return  # _on_timer: a closing or crashed server does nothing
         server.timer_when = None
         server.sb.wake(max(self.now, wakeup))
         self._server_flush(server)

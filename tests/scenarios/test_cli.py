@@ -475,3 +475,42 @@ def test_help_works_for_each_command(command: list[str]) -> None:
     if not command:
         for sub in ("run", "serve", "labels"):
             assert sub in outcome.stdout
+
+
+# --- explore ------------------------------------------------------------------------------------
+
+
+def test_explore_summarises_and_exits_0_when_every_invariant_holds(tmp_path: Path) -> None:
+    outcome = invoke("explore", "--seed", "3", "--count", "40", "--out", str(tmp_path / "found"))
+    assert outcome.exit_code == 0, outcome.output
+    assert "40 scenarios (sim engine, seed 3)" in outcome.output
+    assert "outcomes seen: " in outcome.output and "canceled" in outcome.output
+    assert "no invariant violated" in outcome.output
+    assert not (tmp_path / "found").exists()  # nothing to reproduce, nothing written
+
+
+def test_explore_writes_a_reproducer_and_exits_1_when_a_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from signaling import calls
+
+    # A wrong transition in a copy of the table: a cancel while ringing "answers".
+    planted = {state: dict(causes) for state, causes in calls.TRANSITIONS.items()}
+    planted[calls.CallState.RINGING][calls.Cause.CANCELED] = calls.CallState.ANSWERED
+    monkeypatch.setattr(calls, "TRANSITIONS", planted)
+    out = tmp_path / "found"
+    outcome = invoke("explore", "--seed", "1", "--count", "200", "--out", str(out))
+    assert outcome.exit_code == 1, outcome.output
+    assert "violations: " in outcome.output
+    written = sorted(out.glob("*.yaml"))
+    assert written and all(str(path) in outcome.output for path in written)
+    assert "--lenient --seed" in written[0].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--count", "0"), ("--jobs", "0"), ("--engine", "fast")]
+)
+def test_explore_refuses_bad_flags_with_exit_2(flag: str, value: str) -> None:
+    outcome = invoke("explore", flag, value)
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.output.strip()  # it says what is wrong

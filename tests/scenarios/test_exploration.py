@@ -108,3 +108,26 @@ def test_a_scenario_that_passes_is_not_shrunk():
     shrunk, result, runs = shrink(scenario, "settles", engine="sim", seed=seed, profile=None)
     assert (shrunk, runs) == (scenario, 1)
     assert "settles" not in result.violated
+
+
+def test_several_processes_give_the_report_one_process_gives():
+    count = exploration.CHUNK + 40  # two batches, the second one short
+    seen: list[int] = []
+    one = explore(seed=5, count=count, engine="sim", shrink_findings=False)
+    two = explore(
+        seed=5, count=count, engine="sim", shrink_findings=False, jobs=2, progress=seen.append
+    )
+    assert two.scenarios == one.scenarios == count
+    assert two.outcomes == one.outcomes and sum(one.outcomes.values()) > count
+    assert (two.violations, two.virtual_seconds) == (one.violations, one.virtual_seconds)
+    assert [(f.seed, f.check, f.failure) for f in two.findings] == [
+        (f.seed, f.check, f.failure) for f in one.findings
+    ]
+    assert seen == [exploration.CHUNK, count]  # progress in batches, in order
+
+
+def test_exploration_refuses_no_scenarios_or_no_processes():
+    with pytest.raises(ValueError, match="at least 1"):
+        explore(seed=1, count=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        explore(seed=1, count=1, jobs=0)

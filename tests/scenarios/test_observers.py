@@ -442,6 +442,27 @@ steps:
     assert "carol stopped counting while alice's radio was dead" in obs.crossings[0]
 
 
+def test_a_hangup_that_never_left_a_dead_radio_is_a_crossing() -> None:
+    # Exploration seed 1010807: Bob loses signal and hangs up; the server learns the call
+    # is over for him only when its heartbeat finds his link dead, and tells Alice then.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 1ms, do: bob calls alice}
+  - {when: alice rings, after: 1ms, do: alice answers}
+  - {at: 3ms, do: bob loses signal}
+  - {at: 4ms, do: bob hangs up}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "bob stopped counting while bob's radio was dead" in obs.crossings[0]
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
