@@ -408,8 +408,9 @@ def news_that_never_arrived(
     Three ways, each seen in the event stream, and nothing else:
 
     - the server sent the caller the ``answer`` when the caller's call was already over on
-      its side (at the same instant: they crossed), or into its dead radio, and the caller
-      did not come back before its call ended;
+      its side (at the same instant: they crossed), or into its dead radio, or as its
+      connection closed (airplane mode at that instant: exploration seed 1019222), and the
+      caller did not come back before its call ended;
     - the caller was away (its connection closed, not registered again) when the callee
       answered, so the server held the answer for it, and the call ended before the caller
       came back for it: the callee hung up on Reconnecting… (exploration seed 1004668);
@@ -436,6 +437,8 @@ def news_that_never_arrived(
             return f"the answer crossed {caller.who}'s own ending on the wire"
         if _radio_down(events, caller.who, f["t"], caller.ended_at):
             return f"the answer went into {caller.who}'s dead radio"
+        if _away(events, caller.who, f["t"], caller.ended_at):
+            return f"the answer crossed {caller.who}'s connection closing, and it never came back"
     if not any(f["receiver"] == caller.who and f["type"] == "answer" for f in frames) and _away(
         events, caller.who, callee.answered_at, caller.ended_at
     ):
@@ -530,7 +533,9 @@ def _away(events: Sequence[Event], phone: str, since: float, until: float) -> bo
             break
         kind = e.get("event")
         if kind == "connection" and e.get("who") == phone and e.get("state") in ("closed", "lost"):
-            away = True
+            # A close after ``since`` does not count: it was still connected at ``since``.
+            # One at the same instant does: what the server sent it then crossed it.
+            away = away or t <= since
         elif kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
             if t <= since:
                 away = False

@@ -353,6 +353,8 @@ def test_an_answer_the_caller_had_time_to_hear_is_still_a_violation() -> None:
             e = {**e, "t": e["t"] + 5.0, "at": e["at"] + 5.0}
         if e.get("event") == "link" and e.get("phone") == "dave":
             continue
+        if e.get("event") == "connection" and e.get("who") == "dave":
+            continue  # nor did the server see his connection die
         doctored.append(e)
     doctored.sort(key=lambda e: e["t"])
     obs = observe(doctored, phones, load_profile("telegram"))
@@ -513,6 +515,39 @@ def test_an_answer_held_for_an_away_caller_is_a_crossing() -> None:
     assert obs.violations == []
     assert obs.crossings and "the answer was held for bob, who was away" in obs.crossings[0]
     assert (obs.logs["alice"][0].duration, obs.logs["bob"][0].duration) == (0.0, None)
+
+
+def test_an_answer_crossing_the_callers_airplane_mode_is_a_crossing() -> None:
+    # Exploration seed 1019222: the answer leaves the server at the instant Erin's phone
+    # closes its connection for airplane mode; Erin never comes back for it.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {carol: {}, erin: {}}
+steps:
+  - {at: 1ms, do: erin calls carol}
+  - {when: carol rings, after: 1ms, do: carol answers}
+  - {at: 2ms, do: erin goes offline}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "the answer crossed erin's connection closing" in obs.crossings[0]
+    # Had Erin closed it a second later, the answer would have reached her first.
+    doctored = sorted(
+        (
+            {**e, "t": e["t"] + 1.0}
+            if e.get("event") == "connection" and e.get("who") == "erin"
+            else e
+            for e in events
+        ),
+        key=lambda e: e["t"],
+    )
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("erin says not answered, carol says answered" in v for v in obs.violations)
 
 
 def test_a_caller_that_was_connected_must_get_the_answer() -> None:
