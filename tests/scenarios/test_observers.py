@@ -465,6 +465,34 @@ steps:
     assert "bob stopped counting while bob's radio was dead" in obs.crossings[0]
 
 
+ANSWER_WAITS_IN_A_DEAD_RADIO = """
+phones: {bob: {}, carol: {}}
+steps:
+  - {at: 1ms, do: carol calls bob}
+  - {at: 2ms, do: carol loses signal}
+  - {at: 3ms, do: bob answers}
+  - {at: 1.766s, do: carol regains signal}
+  - {at: 1.767s, do: bob goes offline}
+"""
+
+
+def test_an_answer_that_waited_in_a_dead_radio_explains_only_its_wait() -> None:
+    # Exploration seed 2006045: Carol reads Bob's answer only when her signal returns,
+    # 1.8 s later; each end counts from when it learned of the answer.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(ANSWER_WAITS_IN_A_DEAD_RADIO)
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "the answer waited 1.8s in carol's dead radio" in obs.crossings[0]
+    # Had Carol read it at once (radio up), Bob's 1.8 s more would be a fault.
+    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "carol")]
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
