@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import structlog
 
@@ -532,16 +533,15 @@ def end_that_never_arrived(
     Returns:
         A sentence saying what missed, or ``None`` when the durations should agree.
     """
-    if (
-        longer.duration is None
-        or shorter.duration is None
-        or longer.answered_at is None
-        or shorter.answered_at is None
-    ):
+    stopped, counted_until = shorter.counted_until, longer.counted_until
+    if longer.duration is None or shorter.duration is None or stopped is None:
         return None
-    stopped = shorter.answered_at + shorter.duration
-    counted_until = longer.answered_at + longer.duration
-    for dead, until in ((longer.who, counted_until), (shorter.who, stopped)):
+    assert counted_until is not None  # a duration implies an end
+    # Registered again at the very instant it stopped counting is not back in time.
+    for dead, until in (
+        (longer.who, math.nextafter(counted_until, -math.inf)),
+        (shorter.who, stopped),
+    ):
         if _radio_down(events, dead, stopped, until) and (
             counted_until <= _link_found_dead(events, dead, stopped) + 1.0
         ):
@@ -566,46 +566,52 @@ def _link_found_dead(events: Sequence[Event], phone: str, since: float) -> float
 
 
 def _away(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
-    """Whether ``phone`` had no connection to the server at ``since`` and did not register
-    again by ``until`` (the server's ``connection`` events, and its ``registered`` frames)."""
-    away = False
-    for e in events:
-        t = e["t"]
-        if t > until:
-            break
-        kind = e.get("event")
-        if kind == "connection" and e.get("who") == phone and e.get("state") in ("closed", "lost"):
-            # A close after ``since`` does not count: it was still connected at ``since``.
-            # One at the same instant does: what the server sent it then crossed it.
-            away = away or t <= since
-        elif kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
-            if t <= since:
-                away = False
-            else:
-                return False  # back before its call ended: it heard the answer
-    return away
+    """Whether ``phone``'s connection had closed by ``since`` (at that instant counts: what
+    the server sent it then crossed the close) and it did not register again by ``until``."""
+    return _off_the_air(events, phone, since, until, connection=True)
 
 
 def _radio_down(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
-    """Whether ``phone``'s radio was down at ``since`` and it did not register again by
-    ``until`` (so nothing the server sent it in between could have reached it)."""
-    down = False
+    """Whether ``phone``'s radio was down at ``since`` (no signal, or switched off) and it
+    did not register again by ``until``: nothing the server sent it meanwhile reached it."""
+    return _off_the_air(events, phone, since, until, connection=False)
+
+
+def _off_the_air(
+    events: Sequence[Event], phone: str, since: float, until: float, *, connection: bool
+) -> bool:
+    """Whether ``phone`` could hear nothing from the server from ``since`` to ``until``.
+
+    Off the air at ``since`` means its radio was down then or, with ``connection``, its
+    connection had closed; only what happened at or before ``since`` counts (a phone
+    still on the air at ``since`` heard what the server sent it then). Back on the air
+    means registered again.
+    """
+    off = False
     for e in events:
         t = e["t"]
         if t > until:
             break
         kind = e.get("event")
-        if kind == "link" and e.get("phone") == phone:
-            if e.get("state") in ("no_signal", "cut"):
-                down = True
-            elif t <= since:
-                down = False
-        elif kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
+        if kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
             if t <= since:
-                down = False
-            elif down:
+                off = False
+            elif off:
                 return False  # back in time to hear the news again
-    return down
+        elif t > since:
+            continue
+        elif connection:
+            if kind == "connection" and e.get("who") == phone and e.get("state") in _CLOSED:
+                off = True
+        elif kind == "link" and e.get("phone") == phone:
+            off = e.get("state") in _RADIO_DOWN
+    return off
+
+
+_CLOSED: Final = frozenset({"closed", "lost"})
+"""A phone's ``connection`` states, as the server logs them, that end it."""
+_RADIO_DOWN: Final = frozenset({"no_signal", "cut"})
+"""A phone's ``link`` states in which nothing reaches it."""
 
 
 def blocks_stay_private(obs: Observation) -> None:

@@ -427,12 +427,18 @@ class CallSummary:
         and then hung up counted 1.5 s more than its caller). ``None`` for an unanswered
         call or one that has not ended.
         """
-        if self.answered_at is None or self.ended_at is None:
+        counted_until = self.counted_until
+        if self.answered_at is None or counted_until is None:
             return None
-        end = self.ended_at
+        return max(0.0, counted_until - self.answered_at)
+
+    @property
+    def counted_until(self) -> float | None:
+        """When this end stopped counting the call: the end, or the loss if it never
+        resumed (see :attr:`duration`). ``None`` while the call goes on."""
         if self.ended_reconnecting and self.lost_at is not None:
-            end = self.lost_at
-        return max(0.0, end - self.answered_at)
+            return self.lost_at
+        return self.ended_at
 
 
 _VOIDING_CAUSES: Final = frozenset({Cause.CANCELED, Cause.NO_ANSWER, Cause.ANSWERED_ELSEWHERE})

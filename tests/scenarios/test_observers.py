@@ -493,6 +493,28 @@ def test_an_answer_that_waited_in_a_dead_radio_explains_only_its_wait() -> None:
     assert any("durations differ by more than a second" in v for v in obs.violations)
 
 
+def test_registering_again_the_instant_the_count_stops_is_not_back_in_time() -> None:
+    # Exploration seed 2094324: a clean restart waits out Dave's dead connection; his
+    # heartbeat notices at 10 s and, signal back, he registers in that same instant.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {carol: {}, dave: {}}
+steps:
+  - {at: 1ms, do: dave calls carol}
+  - {at: 2ms, do: carol answers}
+  - {at: 3ms, do: dave loses signal}
+  - {at: 4ms, do: server restarts}
+  - {at: 32ms, do: dave regains signal}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "carol stopped counting while dave's radio was dead" in obs.crossings[0]
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
