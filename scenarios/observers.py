@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
@@ -537,11 +536,7 @@ def end_that_never_arrived(
     if longer.duration is None or shorter.duration is None or stopped is None:
         return None
     assert counted_until is not None  # a duration implies an end
-    # Registered again at the very instant it stopped counting is not back in time.
-    for dead, until in (
-        (longer.who, math.nextafter(counted_until, -math.inf)),
-        (shorter.who, stopped),
-    ):
+    for dead, until in ((longer.who, counted_until), (shorter.who, stopped)):
         if _radio_down(events, dead, stopped, until) and (
             counted_until <= _link_found_dead(events, dead, stopped) + 1.0
         ):
@@ -567,13 +562,15 @@ def _link_found_dead(events: Sequence[Event], phone: str, since: float) -> float
 
 def _away(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
     """Whether ``phone``'s connection had closed by ``since`` (at that instant counts: what
-    the server sent it then crossed the close) and it did not register again by ``until``."""
+    the server sent it then crossed the close) and it did not register again before
+    ``until``."""
     return _off_the_air(events, phone, since, until, connection=True)
 
 
 def _radio_down(events: Sequence[Event], phone: str, since: float, until: float) -> bool:
     """Whether ``phone``'s radio was down at ``since`` (no signal, or switched off) and it
-    did not register again by ``until``: nothing the server sent it meanwhile reached it."""
+    did not register again before ``until``: nothing the server sent it meanwhile reached
+    it."""
     return _off_the_air(events, phone, since, until, connection=False)
 
 
@@ -585,7 +582,7 @@ def _off_the_air(
     Off the air at ``since`` means its radio was down then or, with ``connection``, its
     connection had closed; only what happened at or before ``since`` counts (a phone
     still on the air at ``since`` heard what the server sent it then). Back on the air
-    means registered again.
+    means registered again before ``until``.
     """
     off = False
     for e in events:
@@ -596,8 +593,10 @@ def _off_the_air(
         if kind == "frame" and e.get("type") == "registered" and e.get("receiver") == phone:
             if t <= since:
                 off = False
-            elif off:
-                return False  # back in time to hear the news again
+            elif off and t < until:
+                # Back in time to hear the news again. At ``until`` itself it is not: the
+                # call was over for it that instant (seeds 2094324 and 3001258).
+                return False
         elif t > since:
             continue
         elif connection:

@@ -515,6 +515,27 @@ steps:
     assert "carol stopped counting while dave's radio was dead" in obs.crossings[0]
 
 
+def test_an_answer_into_a_dead_radio_is_a_crossing_even_if_the_call_ends_as_it_returns() -> None:
+    # Exploration seed 3001258: Erin answers with no signal; the ring timer ends the call;
+    # her signal returns, she registers and her call drops, all in one instant.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {carol: {}, erin: {}}
+steps:
+  - {at: 1ms, do: carol calls erin}
+  - {at: 43.872s, do: erin loses signal}
+  - {at: 43.873s, do: erin answers}
+  - {at: 45.586s, do: erin regains signal}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "erin answered into its dead radio" in obs.crossings[0]
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
