@@ -441,8 +441,10 @@ def news_that_never_arrived(
             return f"the answer went into {caller.who}'s dead radio"
         if _away(events, caller.who, f["t"], caller.ended_at):
             return f"the answer crossed {caller.who}'s connection closing, and it never came back"
+    # The caller's call may have ended before the answer was given (its cancel lost in a
+    # dead radio, seed 3007640): then it was away from the answer on, for good.
     if not any(f["receiver"] == caller.who and f["type"] == "answer" for f in frames) and _away(
-        events, caller.who, callee.answered_at, caller.ended_at
+        events, caller.who, callee.answered_at, max(caller.ended_at, callee.answered_at)
     ):
         return f"the answer was held for {caller.who}, who was away until its call ended"
     # Ended by the callee's own hand (not by what the server told it), at or before the

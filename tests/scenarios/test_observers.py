@@ -621,6 +621,27 @@ steps:
     assert any("erin says not answered, carol says answered" in v for v in obs.violations)
 
 
+def test_an_answer_held_for_a_caller_whose_cancel_was_lost_is_a_crossing() -> None:
+    # Exploration seed 3007640: Alice cancels as her signal goes, so the server never hears
+    # it; Carol answers ten seconds later, when Alice's call is long over on her phone.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, carol: {}}
+steps:
+  - {at: 1ms, do: alice video-calls carol}
+  - {when: alice hears ringing, after: 5.868s, do: alice hangs up}
+  - {at: 5.077s, do: alice loses signal}
+  - {at: 16.259s, do: carol answers}
+  - {at: 16.261s, do: carol hangs up}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings and "the answer was held for alice, who was away" in obs.crossings[0]
+
+
 def test_a_caller_that_was_connected_must_get_the_answer() -> None:
     from scenarios.observers import observe
 
