@@ -14,28 +14,31 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Literal, Never
+from typing import IO, TYPE_CHECKING, Literal, Never
 
 import click
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scenarios.loader import ScenarioError, discover, load_scenario
-from scenarios.model import Scenario
-from scenarios.profiles import DEFAULT_PROFILE, ProfileError, load_profile, profile_names
-from scenarios.reports import (
-    render_json,
-    render_junit,
-    render_scenario,
-    render_summary,
-    write_html_report,
-    write_mermaid_files,
+from scenarios.profiles import (
+    DEFAULT_PROFILE,
+    ProfileError,
+    load_profile,
+    profile_names,
+    switchboard_settings,
 )
-from scenarios.runner import ScenarioResult, profiles_to_run, run_scenario, switchboard_settings
 from signaling.server import DEFAULT_HOST, DEFAULT_MAX_FRAME_SIZE, SignalingServer
 from signaling.store import MemoryStore, SqliteStore, Store
 from signaling.switchboard import Switchboard, SwitchboardLimits
+
+
+# What only `run` needs is imported inside it: the runner brings the phones' client, hence
+# aiortc and PyAV, and looptime (hence pytest); the loader brings the phones' link. That is
+# ~50 MB that `serve` must not carry: the issue's idle-memory budget is per server process.
+if TYPE_CHECKING:
+    from scenarios.model import Scenario
+    from scenarios.runner import ScenarioResult
 
 
 __all__ = ["main"]
@@ -120,6 +123,10 @@ def run(
     verbose: bool,
 ) -> None:
     """Run scenario files (or folders of them) in virtual time and judge both ends' logs."""
+    from scenarios.loader import ScenarioError, discover, load_scenario
+    from scenarios.reports import render_json, render_scenario, render_summary
+    from scenarios.runner import run_scenario
+
     requested = _requested_profiles(profile, profile_list)
     try:
         files = discover(paths)
@@ -188,7 +195,9 @@ def _requested_profiles(single: str | None, names: str | None) -> list[str] | No
 
 def _profiles_of(scenario: Scenario, requested: Sequence[str] | None) -> list[str]:
     """The profiles ``scenario`` runs under (:func:`~scenarios.runner.profiles_to_run`)."""
-    names = profiles_to_run(scenario, requested)
+    from scenarios import runner  # through the module: a test can stand in for the function
+
+    names = runner.profiles_to_run(scenario, requested)
     known = profile_names()
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -210,11 +219,15 @@ def _prepare_folder(path: Path) -> None:
 
 
 def _write_report(folder: Path, results: Sequence[ScenarioResult]) -> None:
-    write_html_report(folder, results)
-    write_mermaid_files(folder, results)
+    from scenarios import reports  # through the module: a test can stand in for the function
+
+    reports.write_html_report(folder, results)
+    reports.write_mermaid_files(folder, results)
 
 
 def _write_junit(handle: IO[str], results: Sequence[ScenarioResult]) -> None:
+    from scenarios.reports import render_junit
+
     handle.write(render_junit(results))
     handle.flush()
 

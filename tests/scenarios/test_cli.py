@@ -14,7 +14,10 @@ import structlog
 from click.testing import CliRunner, Result
 
 import scenarios.cli as cli
+import scenarios.reports
+import scenarios.runner
 from scenarios.cli import main
+from scenarios.load_process import ServerProcess, serve_command
 from scenarios.loader import discover, load_scenario
 from scenarios.model import Scenario
 from scenarios.profiles import load_profile, profile_names
@@ -284,7 +287,7 @@ def test_which_profiles_is_up_to_the_runner(monkeypatch: pytest.MonkeyPatch) -> 
         asked.append((scenario.name, None if requested is None else list(requested)))
         return ["whatsapp", "whatsapp"]
 
-    monkeypatch.setattr(cli, "profiles_to_run", choose)
+    monkeypatch.setattr(scenarios.runner, "profiles_to_run", choose)
     outcome = invoke("run", str(CANCEL), "--format", "json")
     assert outcome.exit_code == 0, outcome.output
     assert len(json.loads(outcome.stdout)["scenarios"]) == 2
@@ -298,7 +301,9 @@ def test_which_profiles_is_up_to_the_runner(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_an_unknown_profile_from_the_runner_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "profiles_to_run", lambda scenario, requested: ["nosuchapp"])
+    monkeypatch.setattr(
+        scenarios.runner, "profiles_to_run", lambda scenario, requested: ["nosuchapp"]
+    )
     outcome = invoke("run", str(CANCEL))
     assert outcome.exit_code == 2, outcome.output
     assert "nosuchapp" in outcome.stderr and str(CANCEL) in outcome.stderr
@@ -397,7 +402,7 @@ def test_a_report_that_fails_to_be_written_at_the_end_exits_2(
     def full(directory: Path, results: object) -> Path:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, "write_html_report", full)
+    monkeypatch.setattr(scenarios.reports, "write_html_report", full)
     outcome = invoke("run", str(CANCEL), "--report", str(tmp_path / "report"))
     assert outcome.exit_code == 2, outcome.output
     assert "No space left on device" in outcome.stderr
@@ -475,3 +480,41 @@ def test_help_works_for_each_command(command: list[str]) -> None:
     if not command:
         for sub in ("run", "serve", "labels"):
             assert sub in outcome.stdout
+
+
+# What `serve` imports: the issue's idle-memory budget is per server process, and aiortc
+# with PyAV is ~50 MB of it that a signaling server never uses.
+MEDIA_PACKAGES = ("aiortc", "av")
+
+# Prints every module the process has imported, as it exits (SIGINT: serve stops cleanly).
+SHOW_MODULES_AT_EXIT = (
+    "import atexit, sys; "
+    "atexit.register(lambda: print('modules:', *sorted(sys.modules), file=sys.stderr)); "
+)
+
+
+async def modules_of_a_serve_process(tmp_path: Path) -> set[str]:
+    """Every module a real ``voip-sandbox serve`` process had imported once it listened."""
+    command = serve_command("--port", "0", "--memory")
+    flag = command.index("-c")
+    command[flag + 1] = SHOW_MODULES_AT_EXIT + command[flag + 1]
+    process = ServerProcess(command, log_path=tmp_path / "serve.log")
+    await process.start()
+    assert await process.stop() == 0
+    lines = (tmp_path / "serve.log").read_text(encoding="utf-8").splitlines()
+    listed = [line.split()[1:] for line in lines if line.startswith("modules: ")]
+    assert len(listed) == 1, "the serve process did not list its modules as it exited"
+    return set(listed[0])
+
+
+def from_packages(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages)
+
+
+async def test_serve_imports_neither_aiortc_nor_av(tmp_path: Path) -> None:
+    modules = await modules_of_a_serve_process(tmp_path)
+    # The probe sees what serve does import: the command, its server and store.
+    assert {"scenarios.cli", "signaling.server", "signaling.store", "websockets"} <= modules
+    assert from_packages(modules, MEDIA_PACKAGES) == []
+    # Nor what pulls them in: the runner, the phones' client and link, the media shim.
+    assert not {"scenarios.runner", "peers.client", "peers.link", "peers.media"} & modules
