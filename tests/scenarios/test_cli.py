@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import re
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 from click.testing import CliRunner, Result
+from websockets.asyncio.client import ClientConnection, connect
 
 import scenarios.cli as cli
 import scenarios.reports
@@ -22,6 +25,15 @@ from scenarios.loader import discover, load_scenario
 from scenarios.model import Scenario
 from scenarios.profiles import load_profile, profile_names
 from scenarios.runner import profiles_to_run
+from signaling.messages import (
+    Decline,
+    Offer,
+    PhoneMessage,
+    Register,
+    Ringing,
+    parse_server_message,
+    serialize_message,
+)
 
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
@@ -518,3 +530,81 @@ async def test_serve_imports_neither_aiortc_nor_av(tmp_path: Path) -> None:
     assert from_packages(modules, MEDIA_PACKAGES) == []
     # Nor what pulls them in: the runner, the phones' client and link, the media shim.
     assert not {"scenarios.runner", "peers.client", "peers.link", "peers.media"} & modules
+
+
+# The event log of `serve`: what each event holds (the keys of Transition.as_event and
+# CallRecord.as_event, plus structlog's), for anyone who reads the log.
+TRANSITION_KEYS = {"who", "call_id", "caller", "callee", "kind", "placed_at", "from", "to"}
+TRANSITION_KEYS |= {"cause", "at", "event", "timestamp"}
+CDR_KEYS = {"call_id", "caller", "callee", "kind", "placed_at", "state", "blocked", "reached"}
+CDR_KEYS |= {"answered_at", "ended_at", "cause", "event", "timestamp"}
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+async def send(ws: ClientConnection, message: PhoneMessage) -> None:
+    await ws.send(serialize_message(message))
+
+
+async def until(ws: ClientConnection, expected: str) -> None:
+    """Reads the server's frames up to one of type ``expected``."""
+    while True:
+        frame = await asyncio.wait_for(ws.recv(), 10)
+        if parse_server_message(frame).__struct_config__.tag == expected:
+            return
+
+
+async def test_serve_logs_every_frame_transition_and_record_as_a_json_line(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "serve.log"
+    process = ServerProcess(serve_command("--port", "0", "--memory"), log_path=log)
+    url = await process.start()
+    try:
+        async with connect(url) as alice, connect(url) as bob:
+            await send(alice, Register(name="alice", token="a" * 16))
+            await until(alice, "registered")
+            await send(bob, Register(name="bob", token="b" * 16))
+            await until(bob, "registered")
+            await send(alice, Offer("c1", to="bob", kind="audio", sdp="v=0"))
+            await until(bob, "incoming")
+            await send(bob, Ringing("c1"))
+            await send(bob, Decline("c1"))
+            await until(alice, "call_ended")
+            await send(alice, Decline("c1"))  # the call is over: refused
+            await until(alice, "error")
+    finally:
+        assert await process.stop() == 0
+    lines = log.read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines if not line.startswith("voip-sandbox ")]
+    assert all(ISO_UTC.fullmatch(event.pop("timestamp")) for event in events)
+    frames_in = [
+        {key: e[key] for key in ("sender", "type", "call_id")}
+        for e in events
+        if e["event"] == "frame" and e["receiver"] == "server"
+    ]
+    assert frames_in == [
+        {"sender": "alice", "type": "register", "call_id": None},
+        {"sender": "bob", "type": "register", "call_id": None},
+        {"sender": "alice", "type": "offer", "call_id": "c1"},
+        {"sender": "bob", "type": "ringing", "call_id": "c1"},
+        {"sender": "bob", "type": "decline", "call_id": "c1"},
+        {"sender": "alice", "type": "decline", "call_id": "c1"},
+    ]
+    assert {"sender": "server", "receiver": "alice", "type": "call_ended", "call_id": "c1"} in [
+        {key: e[key] for key in ("sender", "receiver", "type", "call_id")}
+        for e in events
+        if e["event"] == "frame"
+    ]
+    transitions = [e for e in events if e["event"] == "transition"]
+    assert [(t["from"], t["to"], t["cause"]) for t in transitions][-1][1:] == (
+        "ended",
+        "declined",
+    )
+    assert all(set(t) | {"timestamp"} == TRANSITION_KEYS for t in transitions)
+    (record,) = [e for e in events if e["event"] == "cdr"]
+    assert set(record) | {"timestamp"} == CDR_KEYS
+    assert (record["caller"], record["callee"], record["cause"]) == ("alice", "bob", "declined")
+    refused = [e for e in events if e["event"] == "frame" and e["type"] == "error"]
+    assert [(e["receiver"], e["call_id"]) for e in refused] == [("alice", "c1")]
+    closed = [e for e in events if e["event"] == "connection" and e["state"] == "closed"]
+    assert sorted(e["who"] for e in closed) == ["alice", "bob"]
