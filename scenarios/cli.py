@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Never
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Never
 
 import click
 import msgspec
@@ -309,6 +309,46 @@ def _json_line(event: Mapping[str, Any], *, default: Callable[[Any], Any]) -> by
     return msgspec.json.encode(event, enc_hook=default)
 
 
+class _LinesPerLoopPass:
+    """The end of ``serve``'s event log: one line per event, written once per loop pass.
+
+    structlog's own loggers write and flush each event, a system call per event: 9% of
+    the server's time under load. This one keeps the lines logged during one pass of the
+    event loop and writes them together from a callback that the loop runs in its next
+    pass; with no loop running, a line is written at once. Nothing is dropped or
+    reordered; :meth:`write_pending` writes what is left when the server stops. (A
+    process killed outright loses the lines of its last pass, under a millisecond.)
+
+    Args:
+        file: Where the lines go.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._pending: list[bytes] = []
+
+    def msg(self, message: bytes) -> None:
+        """Logs one rendered event."""
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.write_pending)
+            except RuntimeError:  # no loop: nothing would call write_pending
+                self._file.write(message + b"\n")
+                self._file.flush()
+                return
+        self._pending.append(message + b"\n")
+
+    # The methods a structlog bound logger calls for each level.
+    debug = info = warning = error = critical = exception = msg
+
+    def write_pending(self) -> None:
+        """Writes the lines logged so far."""
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._file.write(b"".join(lines))
+            self._file.flush()
+
+
 @main.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")
 @click.option("--port", default=8765, show_default=True, help="Port to bind (0: any free one).")
@@ -398,13 +438,14 @@ def serve(
         raise click.BadParameter("the sandbox serves on loopback only", param_hint="--host")
     loaded = load_profile(profile)
     timers = loaded.timers
+    event_lines = _LinesPerLoopPass(sys.stderr.buffer)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.JSONRenderer(serializer=_json_line),
         ],
-        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
+        logger_factory=lambda *names: event_lines,
         # Every frame in and out is logged: binding the server's logger once, rather than
         # on each event through structlog's lazy proxy, was 8% of the server's time.
         cache_logger_on_first_use=True,
@@ -453,6 +494,7 @@ def serve(
             asyncio.run(serve_forever())
     finally:
         store.close()
+        event_lines.write_pending()
 
 
 @main.command()

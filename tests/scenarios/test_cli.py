@@ -608,3 +608,24 @@ async def test_serve_logs_every_frame_transition_and_record_as_a_json_line(
     assert [(e["receiver"], e["call_id"]) for e in refused] == [("alice", "c1")]
     closed = [e for e in events if e["event"] == "connection" and e["state"] == "closed"]
     assert sorted(e["who"] for e in closed) == ["alice", "bob"]
+
+
+async def test_serve_writes_the_events_of_one_loop_pass_together_in_order() -> None:
+    file = io.BytesIO()
+    lines = cli._LinesPerLoopPass(file)
+    lines.info(b'{"event":"first"}')
+    lines.info(b'{"event":"second"}')
+    assert file.getvalue() == b""  # kept until the loop's next pass
+    await asyncio.sleep(0)
+    assert file.getvalue() == b'{"event":"first"}\n{"event":"second"}\n'
+    lines.info(b'{"event":"last"}')
+    lines.write_pending()  # as serve does when it stops
+    assert file.getvalue().endswith(b'{"event":"second"}\n{"event":"last"}\n')
+    await asyncio.sleep(0)  # the pass's callback finds nothing left: nothing twice
+    assert file.getvalue().count(b'"last"') == 1
+
+
+def test_serve_writes_an_event_at_once_when_no_loop_runs() -> None:
+    file = io.BytesIO()
+    cli._LinesPerLoopPass(file).info(b'{"event":"server"}')
+    assert file.getvalue() == b'{"event":"server"}\n'
