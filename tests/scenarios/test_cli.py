@@ -483,17 +483,6 @@ def test_serve_refuses_a_host_other_than_loopback(
     assert "loopback" in outcome.output
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["serve"], ["labels"]])
-def test_help_works_for_each_command(command: list[str]) -> None:
-    for flag in ("--help", "-h"):
-        outcome = invoke(*command, flag)
-        assert outcome.exit_code == 0, outcome.output
-        assert outcome.stdout.startswith(f"Usage: main {' '.join(command)}".rstrip())
-    if not command:
-        for sub in ("run", "serve", "labels"):
-            assert sub in outcome.stdout
-
-
 # What `serve` imports: the idle-memory budget is per server process, and aiortc
 # with PyAV is ~50 MB of it that a signaling server never uses.
 MEDIA_PACKAGES = ("aiortc", "av")
@@ -629,3 +618,14 @@ def test_serve_writes_an_event_at_once_when_no_loop_runs() -> None:
     file = io.BytesIO()
     cli._LinesPerLoopPass(file).info(b'{"event":"server"}')
     assert file.getvalue() == b'{"event":"server"}\n'
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["serve"], ["labels"]])
+def test_help_works_for_each_command(command: list[str]) -> None:
+    for flag in ("--help", "-h"):
+        outcome = invoke(*command, flag)
+        assert outcome.exit_code == 0, outcome.output
+        assert outcome.stdout.startswith(f"Usage: main {' '.join(command)}".rstrip())
+    if not command:
+        for sub in ("run", "serve", "labels"):
+            assert sub in outcome.stdout
