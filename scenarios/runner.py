@@ -48,11 +48,11 @@ from peers.phone import Phone, PhoneError
 from scenarios.expectations import compare_logs
 from scenarios.model import Action, Event, EventKind, Fault, PhoneSpec, Scenario, Step, Verb
 from scenarios.observers import EventStream, LogEntry, event_logger, observe
-from scenarios.profiles import Profile, Timers, load_profile
+from scenarios.profiles import Profile, Timers, load_profile, switchboard_settings
 from signaling.calls import end_name, party_name
 from signaling.messages import Error, ErrorCode
 from signaling.server import DEFAULT_HOST, SignalingServer
-from signaling.switchboard import Switchboard, SwitchboardSettings
+from signaling.switchboard import Switchboard
 
 
 __all__ = [
@@ -64,7 +64,7 @@ __all__ = [
     "profiles_to_run",
     "run_scenario",
     "run_scenario_async",
-    "switchboard_settings",
+    "switchboard_settings",  # defined with the profiles, where `serve` takes it from
 ]
 
 NOOP_CYCLES: Final = 5
@@ -272,20 +272,6 @@ def new_phone_client(
 def _call_ids(seed: int, end: str) -> Callable[[], str]:
     ids = random.Random(f"{seed}:{end}")
     return lambda: f"{ids.getrandbits(64):016x}"
-
-
-def switchboard_settings(timers: Timers, profile: Profile) -> SwitchboardSettings:
-    """The server's settings for a run: the timers in force and the profile's policies."""
-    policies = profile.policies
-    return SwitchboardSettings(
-        dial_timeout=timers.dial_timeout,
-        ring_timeout=timers.ring_timeout,
-        reconnect_grace=timers.reconnect_grace,
-        block_revealed=policies.block_revealed,
-        decline_as_busy=policies.decline_as_busy,
-        missed_after_reconnect=policies.missed_after_reconnect,
-        ring_timer=policies.ring_timer,
-    )
 
 
 def _timers(scenario: Scenario, profile: Profile) -> Timers:

@@ -37,6 +37,7 @@ Policies it enforces (the behaviour table of DESIGN.md, server side):
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -215,6 +216,13 @@ class _ServerCall:
     def info(self) -> CallInfo:
         return self.call.info
 
+    def deadlines(self) -> list[float]:
+        """Every time at which a timer of this call is due."""
+        due = list(self.away.values())
+        if self.timer is not None:
+            due.append(self.timer[0])
+        return due
+
     def other(self, name: str) -> str:
         return self.info.callee if name == self.info.caller else self.info.caller
 
@@ -254,6 +262,12 @@ class Switchboard:
         self._records: list[CallRecord] = []
         self._changes: list[Change] = []
         self._now = 0.0
+        # Every deadline set, in two heaps (earliest first), so that next_wakeup need not
+        # scan every call and connection after each input: with 10,000 idle phones
+        # connected, that scan took 0.26 ms. A deadline cleared or replaced since stays in
+        # its heap until it comes first, and is dropped then.
+        self._register_deadlines: list[tuple[float, ConnectionId]] = []
+        self._call_deadlines: list[tuple[float, str]] = []
 
     # --- Inputs ----------------------------------------------------------------------------
 
@@ -307,12 +321,19 @@ class Switchboard:
     def connect(self, conn: ConnectionId, now: float) -> None:
         """A connection was opened. It must register within the register timeout."""
         limits = self.limits
+        register_by = now + limits.register_timeout
         self._connections[conn] = _Connection(
-            opened_at=now,
-            tokens=float(limits.burst),
-            refilled_at=now,
-            register_by=now + limits.register_timeout,
+            opened_at=now, tokens=float(limits.burst), refilled_at=now, register_by=register_by
         )
+        heapq.heappush(self._register_deadlines, (register_by, conn))
+        if len(self._register_deadlines) > 2 * len(self._connections) + 64:
+            # Mostly connections that registered or left since: keep the live ones only.
+            self._register_deadlines = [
+                (c.register_by, key)
+                for key, c in self._connections.items()
+                if c.register_by is not None
+            ]
+            heapq.heapify(self._register_deadlines)
 
     def receive(self, conn: ConnectionId, message: PhoneMessage, now: float) -> None:
         """Handles one valid frame from a connection.
@@ -382,12 +403,14 @@ class Switchboard:
             state = sc.call.state
             if state in (ANSWERED, RECONNECTING):
                 sc.away[name] = now + self.settings.reconnect_grace
+                self._keep_deadline(sc, sc.away[name])
                 if state is ANSWERED:
                     self._fire(sc, Cause.LINK_LOST, now)
                     self._send_to(sc, sc.other(name), Reconnecting(sc.info.call_id))
             elif name == sc.info.caller:
                 # The callee keeps ringing while the caller may still come back.
                 sc.away[name] = now + self.settings.reconnect_grace
+                self._keep_deadline(sc, sc.away[name])
             # An absent callee needs nothing: the dial or ring timer runs on, and the
             # offer is delivered again if it comes back in time.
 
@@ -437,12 +460,21 @@ class Switchboard:
 
     def next_wakeup(self) -> float | None:
         """When :meth:`wake` must next be called, or ``None`` when no timer runs."""
-        deadlines = [sc.timer[0] for sc in self._calls.values() if sc.timer is not None]
-        deadlines.extend(d for sc in self._calls.values() for d in sc.away.values())
-        deadlines.extend(
-            c.register_by for c in self._connections.values() if c.register_by is not None
-        )
-        return min(deadlines, default=None)
+        registers = self._register_deadlines
+        while registers:
+            at, conn = registers[0]
+            state = self._connections.get(conn)
+            if state is not None and state.register_by == at:
+                break
+            heapq.heappop(registers)  # registered, or gone, since
+        calls = self._call_deadlines
+        while calls:
+            at, call_id = calls[0]
+            sc = self._calls.get(call_id)
+            if sc is not None and at in sc.deadlines():
+                break
+            heapq.heappop(calls)  # that timer was stopped or replaced, or the call ended
+        return min((heap[0][0] for heap in (registers, calls) if heap), default=None)
 
     # --- Introspection ---------------------------------------------------------------------
 
@@ -595,6 +627,7 @@ class Switchboard:
                 return
             self._calls_of.setdefault(offer.to, {})[call_id] = sc
         sc.timer = (now + self.settings.dial_timeout, Cause.UNREACHABLE)
+        self._keep_deadline(sc, sc.timer[0])
         if not sc.blocked:
             # Every device of the callee rings.
             for callee_conn in self._sessions.get(offer.to, {}).values():
@@ -654,6 +687,7 @@ class Switchboard:
                 sc.timer = None
                 if self.settings.ring_timer == "server":
                     sc.timer = (now + self.settings.ring_timeout, Cause.NO_ANSWER)
+                    self._keep_deadline(sc, sc.timer[0])
                 self._send_to(sc, sc.info.caller, message)
             case Ringing() if is_callee and state is RINGING:
                 pass  # a device that rings again after coming back: nothing new
@@ -704,6 +738,18 @@ class Switchboard:
                 )
 
     # --- Helpers ---------------------------------------------------------------------------
+
+    def _keep_deadline(self, sc: _ServerCall, at: float) -> None:
+        """Files a timer of ``sc`` that was just set, for :meth:`next_wakeup`."""
+        heapq.heappush(self._call_deadlines, (at, sc.info.call_id))
+        # A call has at most three deadlines (its timer, each party away); past that, most
+        # are of calls that ended since: keep the live ones only, so that memory stays
+        # bounded under load however long one old deadline stays first.
+        if len(self._call_deadlines) > 6 * len(self._calls) + 64:
+            self._call_deadlines = [
+                (due, call_id) for call_id, c in self._calls.items() for due in c.deadlines()
+            ]
+            heapq.heapify(self._call_deadlines)
 
     def _fire(self, sc: _ServerCall, cause: Cause, now: float) -> None:
         try:

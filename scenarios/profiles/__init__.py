@@ -19,6 +19,7 @@ import yaml
 
 from scenarios.durations import parse_duration
 from signaling.calls import CallSummary, Cause
+from signaling.switchboard import SwitchboardSettings
 
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Timers",
     "load_profile",
     "profile_names",
+    "switchboard_settings",
 ]
 
 DEFAULT_PROFILE = "whatsapp"
@@ -173,4 +175,20 @@ def load_profile(name: str) -> Profile:
         policies=raw.policies,
         labels=raw.labels,
         rules=tuple(raw.rules),
+    )
+
+
+def switchboard_settings(timers: Timers, profile: Profile) -> SwitchboardSettings:
+    """The server's settings for a run: the timers in force and the profile's policies."""
+    # Here rather than in the runner, so that `voip-sandbox serve` can have it without
+    # importing the runner (and with it the phones, aiortc and PyAV).
+    policies = profile.policies
+    return SwitchboardSettings(
+        dial_timeout=timers.dial_timeout,
+        ring_timeout=timers.ring_timeout,
+        reconnect_grace=timers.reconnect_grace,
+        block_revealed=policies.block_revealed,
+        decline_as_busy=policies.decline_as_busy,
+        missed_after_reconnect=policies.missed_after_reconnect,
+        ring_timer=policies.ring_timer,
     )

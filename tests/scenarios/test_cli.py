@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import re
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
@@ -12,13 +14,26 @@ from pathlib import Path
 import pytest
 import structlog
 from click.testing import CliRunner, Result
+from websockets.asyncio.client import ClientConnection, connect
 
 import scenarios.cli as cli
+import scenarios.reports
+import scenarios.runner
 from scenarios.cli import main
+from scenarios.load_process import ServerProcess, serve_command
 from scenarios.loader import discover, load_scenario
 from scenarios.model import Scenario
 from scenarios.profiles import load_profile, profile_names
 from scenarios.runner import profiles_to_run
+from signaling.messages import (
+    Decline,
+    Offer,
+    PhoneMessage,
+    Register,
+    Ringing,
+    parse_server_message,
+    serialize_message,
+)
 
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
@@ -284,7 +299,7 @@ def test_which_profiles_is_up_to_the_runner(monkeypatch: pytest.MonkeyPatch) -> 
         asked.append((scenario.name, None if requested is None else list(requested)))
         return ["whatsapp", "whatsapp"]
 
-    monkeypatch.setattr(cli, "profiles_to_run", choose)
+    monkeypatch.setattr(scenarios.runner, "profiles_to_run", choose)
     outcome = invoke("run", str(CANCEL), "--format", "json")
     assert outcome.exit_code == 0, outcome.output
     assert len(json.loads(outcome.stdout)["scenarios"]) == 2
@@ -298,7 +313,9 @@ def test_which_profiles_is_up_to_the_runner(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_an_unknown_profile_from_the_runner_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "profiles_to_run", lambda scenario, requested: ["nosuchapp"])
+    monkeypatch.setattr(
+        scenarios.runner, "profiles_to_run", lambda scenario, requested: ["nosuchapp"]
+    )
     outcome = invoke("run", str(CANCEL))
     assert outcome.exit_code == 2, outcome.output
     assert "nosuchapp" in outcome.stderr and str(CANCEL) in outcome.stderr
@@ -397,7 +414,7 @@ def test_a_report_that_fails_to_be_written_at_the_end_exits_2(
     def full(directory: Path, results: object) -> Path:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, "write_html_report", full)
+    monkeypatch.setattr(scenarios.reports, "write_html_report", full)
     outcome = invoke("run", str(CANCEL), "--report", str(tmp_path / "report"))
     assert outcome.exit_code == 2, outcome.output
     assert "No space left on device" in outcome.stderr
@@ -464,6 +481,143 @@ def test_serve_refuses_a_host_other_than_loopback(
     assert outcome.exit_code == 2, outcome.output
     assert "--host" in outcome.output
     assert "loopback" in outcome.output
+
+
+# What `serve` imports: the issue's idle-memory budget is per server process, and aiortc
+# with PyAV is ~50 MB of it that a signaling server never uses.
+MEDIA_PACKAGES = ("aiortc", "av")
+
+# Prints every module the process has imported, as it exits (SIGINT: serve stops cleanly).
+SHOW_MODULES_AT_EXIT = (
+    "import atexit, sys; "
+    "atexit.register(lambda: print('modules:', *sorted(sys.modules), file=sys.stderr)); "
+)
+
+
+async def modules_of_a_serve_process(tmp_path: Path) -> set[str]:
+    """Every module a real ``voip-sandbox serve`` process had imported once it listened."""
+    command = serve_command("--port", "0", "--memory")
+    flag = command.index("-c")
+    command[flag + 1] = SHOW_MODULES_AT_EXIT + command[flag + 1]
+    process = ServerProcess(command, log_path=tmp_path / "serve.log")
+    await process.start()
+    assert await process.stop() == 0
+    lines = (tmp_path / "serve.log").read_text(encoding="utf-8").splitlines()
+    listed = [line.split()[1:] for line in lines if line.startswith("modules: ")]
+    assert len(listed) == 1, "the serve process did not list its modules as it exited"
+    return set(listed[0])
+
+
+def from_packages(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages)
+
+
+async def test_serve_imports_neither_aiortc_nor_av(tmp_path: Path) -> None:
+    modules = await modules_of_a_serve_process(tmp_path)
+    # The probe sees what serve does import: the command, its server and store.
+    assert {"scenarios.cli", "signaling.server", "signaling.store", "websockets"} <= modules
+    assert from_packages(modules, MEDIA_PACKAGES) == []
+    # Nor what pulls them in: the runner, the phones' client and link, the media shim.
+    assert not {"scenarios.runner", "peers.client", "peers.link", "peers.media"} & modules
+
+
+# The event log of `serve`: what each event holds (the keys of Transition.as_event and
+# CallRecord.as_event, plus structlog's), for anyone who reads the log.
+TRANSITION_KEYS = {"who", "call_id", "caller", "callee", "kind", "placed_at", "from", "to"}
+TRANSITION_KEYS |= {"cause", "at", "event", "timestamp"}
+CDR_KEYS = {"call_id", "caller", "callee", "kind", "placed_at", "state", "blocked", "reached"}
+CDR_KEYS |= {"answered_at", "ended_at", "cause", "event", "timestamp"}
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+async def send(ws: ClientConnection, message: PhoneMessage) -> None:
+    await ws.send(serialize_message(message))
+
+
+async def until(ws: ClientConnection, expected: str) -> None:
+    """Reads the server's frames up to one of type ``expected``."""
+    while True:
+        frame = await asyncio.wait_for(ws.recv(), 10)
+        if parse_server_message(frame).__struct_config__.tag == expected:
+            return
+
+
+async def test_serve_logs_every_frame_transition_and_record_as_a_json_line(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "serve.log"
+    process = ServerProcess(serve_command("--port", "0", "--memory"), log_path=log)
+    url = await process.start()
+    try:
+        async with connect(url) as alice, connect(url) as bob:
+            await send(alice, Register(name="alice", token="a" * 16))
+            await until(alice, "registered")
+            await send(bob, Register(name="bob", token="b" * 16))
+            await until(bob, "registered")
+            await send(alice, Offer("c1", to="bob", kind="audio", sdp="v=0"))
+            await until(bob, "incoming")
+            await send(bob, Ringing("c1"))
+            await send(bob, Decline("c1"))
+            await until(alice, "call_ended")
+            await send(alice, Decline("c1"))  # the call is over: refused
+            await until(alice, "error")
+    finally:
+        assert await process.stop() == 0
+    lines = log.read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines if not line.startswith("voip-sandbox ")]
+    assert all(ISO_UTC.fullmatch(event.pop("timestamp")) for event in events)
+    frames_in = [
+        {key: e[key] for key in ("sender", "type", "call_id")}
+        for e in events
+        if e["event"] == "frame" and e["receiver"] == "server"
+    ]
+    assert frames_in == [
+        {"sender": "alice", "type": "register", "call_id": None},
+        {"sender": "bob", "type": "register", "call_id": None},
+        {"sender": "alice", "type": "offer", "call_id": "c1"},
+        {"sender": "bob", "type": "ringing", "call_id": "c1"},
+        {"sender": "bob", "type": "decline", "call_id": "c1"},
+        {"sender": "alice", "type": "decline", "call_id": "c1"},
+    ]
+    assert {"sender": "server", "receiver": "alice", "type": "call_ended", "call_id": "c1"} in [
+        {key: e[key] for key in ("sender", "receiver", "type", "call_id")}
+        for e in events
+        if e["event"] == "frame"
+    ]
+    transitions = [e for e in events if e["event"] == "transition"]
+    assert [(t["from"], t["to"], t["cause"]) for t in transitions][-1][1:] == (
+        "ended",
+        "declined",
+    )
+    assert all(set(t) | {"timestamp"} == TRANSITION_KEYS for t in transitions)
+    (record,) = [e for e in events if e["event"] == "cdr"]
+    assert set(record) | {"timestamp"} == CDR_KEYS
+    assert (record["caller"], record["callee"], record["cause"]) == ("alice", "bob", "declined")
+    refused = [e for e in events if e["event"] == "frame" and e["type"] == "error"]
+    assert [(e["receiver"], e["call_id"]) for e in refused] == [("alice", "c1")]
+    closed = [e for e in events if e["event"] == "connection" and e["state"] == "closed"]
+    assert sorted(e["who"] for e in closed) == ["alice", "bob"]
+
+
+async def test_serve_writes_the_events_of_one_loop_pass_together_in_order() -> None:
+    file = io.BytesIO()
+    lines = cli._LinesPerLoopPass(file)
+    lines.info(b'{"event":"first"}')
+    lines.info(b'{"event":"second"}')
+    assert file.getvalue() == b""  # kept until the loop's next pass
+    await asyncio.sleep(0)
+    assert file.getvalue() == b'{"event":"first"}\n{"event":"second"}\n'
+    lines.info(b'{"event":"last"}')
+    lines.write_pending()  # as serve does when it stops
+    assert file.getvalue().endswith(b'{"event":"second"}\n{"event":"last"}\n')
+    await asyncio.sleep(0)  # the pass's callback finds nothing left: nothing twice
+    assert file.getvalue().count(b'"last"') == 1
+
+
+def test_serve_writes_an_event_at_once_when_no_loop_runs() -> None:
+    file = io.BytesIO()
+    cli._LinesPerLoopPass(file).info(b'{"event":"server"}')
+    assert file.getvalue() == b'{"event":"server"}\n'
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["serve"], ["labels"]])

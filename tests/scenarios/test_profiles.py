@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from collections.abc import Iterator
@@ -18,8 +19,10 @@ from scenarios.profiles import (
     Timers,
     load_profile,
     profile_names,
+    switchboard_settings,
 )
 from signaling.calls import CallInfo, CallSummary, Cause
+from signaling.switchboard import SwitchboardSettings
 
 
 def test_whatsapp_is_shipped_and_is_the_default() -> None:
@@ -333,3 +336,17 @@ def test_an_empty_profile_file_is_a_profile_error(profile_folder: Path) -> None:
     write(profile_folder, "")
     with pytest.raises(ProfileError, match="profile 'broken'"):
         load_profile("broken")
+
+
+def test_the_server_takes_the_timers_in_force_and_the_profiles_policies() -> None:
+    telegram = load_profile("telegram")
+    timers = dataclasses.replace(telegram.timers, ring_timeout=7.0)  # a scenario's own
+    assert switchboard_settings(timers, telegram) == SwitchboardSettings(
+        dial_timeout=telegram.timers.dial_timeout,
+        ring_timeout=7.0,
+        reconnect_grace=telegram.timers.reconnect_grace,
+        block_revealed=True,
+        decline_as_busy=True,
+        missed_after_reconnect=telegram.policies.missed_after_reconnect,
+        ring_timer="caller",
+    )

@@ -329,3 +329,25 @@ async def test_a_provisioned_phone_survives_a_crash_before_any_frame(sandbox):
         placed = await sb.events.wait(since=start, event="transition", who="server")
         assert (placed["to"], placed["callee"]) == ("dialing", "alice")
         assert sb.events.select(since=start, event="error") == []
+
+
+async def test_a_frame_behind_unsent_bytes_waits_its_turn(sandbox, monkeypatch):
+    """A reply is written at once only when nothing is ahead of it; otherwise it queues."""
+    async with sandbox() as sb, raw_connect(sb) as raw:
+        await exchange(raw, {"type": "register", "name": "mallory", "token": token_for("mallory")})
+        (websocket,) = sb.server._connections.values()
+        # The server's socket reports unsent bytes once: the next reply goes to the
+        # connection's writer task; those after it must not overtake it.
+        backlog = iter([1])
+        monkeypatch.setattr(websocket.transport, "get_write_buffer_size", lambda: next(backlog, 0))
+        for call_id in ("q1", "q2", "q3"):
+            await raw.send(json.dumps({"type": "hangup", "call_id": call_id}))
+        async with asyncio.timeout(1):
+            replies = [json.loads(await raw.recv()) for _ in range(3)]
+        assert [(r["code"], r["call_id"]) for r in replies] == [
+            (ErrorCode.UNKNOWN_CALL, "q1"),
+            (ErrorCode.UNKNOWN_CALL, "q2"),
+            (ErrorCode.UNKNOWN_CALL, "q3"),
+        ]
+        assert next(backlog, None) is None  # the backlog was seen
+        await assert_still_open(raw)

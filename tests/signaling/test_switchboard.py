@@ -953,6 +953,49 @@ def test_next_wakeup_follows_the_timers(ex):
     assert ex.switchboard.next_wakeup() == 17  # reconnect grace
 
 
+def every_deadline(sb: Switchboard) -> float | None:
+    """The earliest timer of every call and connection, found by looking at each one."""
+    due = [at for sc in sb._calls.values() for at in sc.deadlines()]
+    due += [c.register_by for c in sb._connections.values() if c.register_by is not None]
+    return min(due, default=None)
+
+
+def test_next_wakeup_is_the_earliest_timer_as_calls_come_and_go():
+    ex = Exchange(SETTINGS)  # dial 30 s, ring 45 s, reconnect grace 10 s
+    for name in ("a", "b", "c", "d", "e", "f"):
+        ex.add_phone(name)
+    steps = [
+        (lambda: (ex.disconnect("b", 0), ex.call("a", "b", 1)), 31),  # a-b's dial timer
+        (lambda: ex.call("c", "d", 2), 31),  # c-d rings until 47
+        (lambda: ex.connect("b", 3), 47),  # b rings: a-b's ring timer (48) replaces 31
+        (lambda: ex.answer("d", 4), 48),  # c-d answered: no timer
+        (lambda: ex.disconnect("c", 5), 15),  # c away: c-d's reconnect grace
+        (lambda: ex.connect("c", 6), 48),  # c back: the grace is over
+        (lambda: ex.call("e", "f", 7), 48),  # e-f rings until 52
+        (lambda: ex.hang_up("a", 8), 52),  # a-b ended
+        (lambda: ex.answer("f", 9), None),
+    ]
+    for number, (step, earliest) in enumerate(steps):
+        step()
+        assert ex.switchboard.next_wakeup() == earliest, number
+        assert every_deadline(ex.switchboard) == earliest, number
+
+
+def test_timers_of_ended_calls_do_not_pile_up_behind_one_that_runs(ex):
+    ex.add_phone("carol")
+    ex.add_phone("dave")
+    ex.call("alice", "bob", 0)  # rings: its 45 s ring timer stays first throughout
+    for n in range(300):  # 20 calls a second: within the frame-rate limit
+        ex.call("carol", "dave", 1 + n * 0.05)
+        ex.hang_up("carol", 1.01 + n * 0.05)
+    sb = ex.switchboard
+    assert sb.next_wakeup() == 45
+    assert [entry.end_cause for entry in ex.log("dave")] == ["canceled"] * 300
+    # 600 timers were set (a dial and a ring timer per call); those of ended calls are
+    # dropped as they pile up, not kept until the ringing call's timer is due.
+    assert len(sb._call_deadlines) <= 6 * len(sb._calls) + 64
+
+
 # --- What the server keeps: the change stream (write-ahead) ------------------------------------
 
 
