@@ -459,7 +459,9 @@ def news_that_never_arrived(
                 return f"the call_ended that voided {callee.who}'s answer crossed its own ending"
     if any(f["sender"] == callee.who and f["type"] == "answer" for f in frames):
         return None
-    if _radio_down(events, callee.who, callee.answered_at, callee.ended_at):
+    if _radio_down(events, callee.who, callee.answered_at, callee.ended_at) or (
+        _radio_went_before_it_sent(events, callee)
+    ):
         return f"{callee.who} answered into its dead radio: the answer never reached the server"
     if any(
         e.get("event") == "server"
@@ -478,9 +480,10 @@ def answer_that_waited(
     waited in the caller's dead radio.
 
     Each end counts from when it learned of the answer. The server sent the caller the
-    ``answer`` while its radio was down, and the caller read it only when its signal came
-    back (exploration seed 2006045: 1.8 s later). That wait, and within the usual second
-    no more, is explained.
+    ``answer`` while its radio was down, or as its connection closed, and the caller read
+    it only when it registered again (exploration seed 2006045: its signal came back 1.8 s
+    later; seed 4067114: a clean restart closed it, 7.5 s). That wait, and within the
+    usual second no more, is explained.
 
     Returns:
         A sentence saying how long the answer waited, or ``None``.
@@ -499,12 +502,15 @@ def answer_that_waited(
             and e.get("receiver") == caller.who
             and e.get("type") == "answer"
             and e["t"] < caller.answered_at
-            and _radio_down(events, caller.who, e["t"], e["t"])
+            and (
+                _radio_down(events, caller.who, e["t"], e["t"])
+                or _away(events, caller.who, e["t"], e["t"])
+            )
         ):
             waited = caller.answered_at - e["t"]
             if callee.duration - caller.duration <= waited + 1.0:
                 return (
-                    f"the answer waited {waited:.1f}s in {caller.who}'s dead radio "
+                    f"the answer waited {waited:.1f}s for {caller.who}, off the air "
                     f"({callee.who} {callee.duration:.1f}s, {caller.who} {caller.duration:.1f}s)"
                 )
             return None
@@ -560,6 +566,44 @@ def _link_found_dead(events: Sequence[Event], phone: str, since: float) -> float
         if (kind == "heartbeat" and e.get("state") == "timed_out") or kind == "connection":
             return float(e["t"])
     return float("inf")
+
+
+def _radio_went_before_it_sent(events: Sequence[Event], callee: CallSummary) -> bool:
+    """Whether ``callee``'s radio went down in the very instant it answered, after the
+    answer but before its frame could leave, and the call ended for it before it
+    registered again.
+
+    Within one instant only the log's order tells what came first: a phone switched off
+    and on again in the instant it answered (seed 3017373) is back on the air by the
+    instant's end, but its answer died with the first connection.
+    """
+    call_id = callee.info.call_id
+    answered = down = False
+    for e in events:
+        kind = e.get("event")
+        if not answered:
+            answered = (
+                kind == "transition"
+                and e.get("who") == callee.who
+                and e.get("call_id") == call_id
+                and e.get("to") == "answered"
+            )
+            continue
+        if not down:
+            if e["t"] > callee.answered_at:
+                return False  # the instant went by with the radio up: the frame left
+            down = kind == "link" and e.get("phone") == callee.who and e.get("state") in _RADIO_DOWN
+            continue
+        if kind == "frame" and e.get("type") == "registered" and e.get("receiver") == callee.who:
+            return False  # back on the air with the call still going
+        if (
+            kind == "transition"
+            and e.get("who") == callee.who
+            and e.get("call_id") == call_id
+            and e.get("to") == "ended"
+        ):
+            return True
+    return False
 
 
 def _away(events: Sequence[Event], phone: str, since: float, until: float) -> bool:

@@ -485,7 +485,7 @@ def test_an_answer_that_waited_in_a_dead_radio_explains_only_its_wait() -> None:
     obs = observe(events, phones, load_profile("whatsapp"))
     assert obs.violations == []
     assert obs.crossings
-    assert "the answer waited 1.8s in carol's dead radio" in obs.crossings[0]
+    assert "the answer waited 1.8s for carol, off the air" in obs.crossings[0]
     # Had Carol read it at once (radio up), Bob's 1.8 s more would be a fault.
     doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "carol")]
     obs = observe(doctored, phones, load_profile("whatsapp"))
@@ -534,6 +534,53 @@ steps:
     assert obs.violations == []
     assert obs.crossings
     assert "erin answered into its dead radio" in obs.crossings[0]
+
+
+SWITCHED_OFF_AND_ON_AS_IT_ANSWERS = """
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 1ms, do: bob video-calls alice}
+  - {when: bob's call ends, after: 1ms, do: bob calls alice}
+  - {when: alice rings, after: 1ms, do: alice answers}
+  - {at: 2ms, do: alice powers off}
+  - {at: 4.614s, do: alice powers on}
+  - {at: 9.353s, do: bob hangs up}
+"""
+
+
+def test_an_answer_that_died_with_the_radio_in_its_own_instant_is_a_crossing() -> None:
+    # Exploration seed 3017373: Alice answers and is switched off and on again in that
+    # instant (the steps, due long before, run late, all at once); the answer never left.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(SWITCHED_OFF_AND_ON_AS_IT_ANSWERS)
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "alice answered into its dead radio" in obs.crossings[0]
+
+
+def test_an_answer_that_waited_out_a_clean_restart_explains_only_its_wait() -> None:
+    # Exploration seed 4067114: Dave answers in the instant the server restarts; the answer
+    # leaves as Carol's connection closes and reaches her when she registers again.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, carol: {}, dave: {}, erin: {}}
+steps:
+  - {at: 1ms, do: carol calls alice}
+  - {when: carol's call ends, after: 1ms, do: carol calls dave}
+  - {at: 2ms, do: erin loses signal}
+  - {when: dave rings, after: 2.897s, do: dave answers}
+  - {at: 3ms, do: server restarts}
+  - {at: 1m9.649s, do: carol hangs up}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "the answer waited 7.5s for carol, off the air" in obs.crossings[0]
 
 
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
