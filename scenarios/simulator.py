@@ -880,7 +880,9 @@ class _World:
         if not conn.passes(sent_us, it + _CROSS_TO_PHONE):
             return
         bye = conn.server_bye
-        if bye is not None and (sent_us, 2 * (it + _TASK)) >= bye:
+        # Its writer sends two iterations after the switchboard decided (the flush, then
+        # the writer task): a close frame sent in that iteration goes first.
+        if bye is not None and (sent_us, 2 * (it + 2 * _TASK)) >= bye:
             return  # the writer found the connection closing: nothing more is sent
         phone = client.phone
         for message in messages:
@@ -1335,7 +1337,9 @@ class _World:
             if conn.cut is None:
                 conn.cut = (self.t, self.it)
             if conn.phone_open and conn.hole is None:
-                self.soon(_CRASH_PHONE, self._phone_end_closed, conn)
+                # Woken by the reset reaching its socket: after what the runner's task
+                # scheduled for that iteration (a step pressed then finds it connected).
+                self.deliver(_CRASH_PHONE, self._phone_end_closed, conn)
         old.conns.clear()
         store = self.store
         for batch in self._unstored:
