@@ -7,8 +7,9 @@ are the ones that need I/O:
 - keep a connection while the phone is on and out of airplane mode: open it through the
   :class:`~peers.link.Link`, register, and reconnect with backoff when it drops (at once
   when the signal comes back or the phone is switched on);
-- create each call's SDP with aiortc (:class:`~peers.media.CallMedia`) and close the peer
-  connection when the call ends;
+- get each call's SDP from aiortc (:class:`~peers.media.CallMedia`: the process's shared
+  offer and answer for a signaling-only call, a peer connection of its own for a media
+  call) and close its peer connection, if it has one, when the call ends;
 - for a media phone (``media=True``), bring up each answered call's real media and report
   to the phone what it does: connected, packets flowing (polled every
   :data:`MEDIA_POLL` seconds), failed. The phone decides what that means for the call.

@@ -11,9 +11,13 @@ Two facts about aiortc shape this module (measured, see shared/reference/tools.m
 
 Two modes, chosen per phone (``CallMedia(media=...)``):
 
-- **signaling only** (the default): the caller gathers and sends a complete offer, the
-  callee answers from it without applying its answer, and the caller checks the answer
-  parses; neither side starts ICE, so a call costs a few milliseconds and no packets.
+- **signaling only** (the default): the caller sends a complete offer, the callee answers
+  from it without applying its answer, and the caller checks the answer parses; neither
+  side starts ICE and no packet is sent. The offer and its answer are real aiortc SDP,
+  made once per process and media kind (:func:`signaling_sdp`) and reused by every
+  signaling-only call: a fresh peer connection cost each call about 5 ms of aiortc for
+  the same few lines of text. A callee handed any other offer answers it with a peer
+  connection of its own, as before.
 - **media**: each side sends synthetic tracks (:class:`ToneTrack`, a 440 Hz tone, and for
   video calls :class:`TestPatternTrack`, moving bars), the callee applies its answer and
   the caller applies the answer it receives, so ICE, DTLS and SRTP come up on loopback.
@@ -32,12 +36,14 @@ Nothing here decides anything about a call: :class:`CallMedia` reports what the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fractions
 import math
 import random
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import aioice.ice
@@ -56,10 +62,12 @@ __all__ = [
     "CallMedia",
     "MediaShim",
     "MediaState",
+    "SignalingSdp",
     "TestPatternTrack",
     "ToneTrack",
     "gather_on_loopback",
     "new_peer_connection",
+    "signaling_sdp",
 ]
 
 
@@ -244,7 +252,9 @@ class CallMedia:
         shim: MediaShim | None = None,
         on_state: Callable[[MediaState], None] | None = None,
     ) -> None:
-        self.pc = new_peer_connection()
+        self.pc: RTCPeerConnection | None = new_peer_connection() if media else None
+        """The call's own peer connection: a media call's always; a signaling-only call
+        has one only if it answered an offer other than the shared one."""
         self.call_id: str | None = None
         """The call this media belongs to, once its driver knows it."""
         self.media = media
@@ -255,36 +265,42 @@ class CallMedia:
         self._consumers: list[asyncio.Task[None]] = []
         self.frames_received: dict[str, int] = {}
         """Frames decoded from the other end, by track kind (media calls)."""
-        if media:
+        if self.pc is not None:
             self.pc.on("track", self._on_track)
             self.pc.on("connectionstatechange", self._on_connection_state)
 
     # --- SDP ---------------------------------------------------------------------------------
 
     async def create_offer(self, kind: Literal["audio", "video"]) -> str:
-        """Creates the caller's offer (gathering loopback candidates) and returns its SDP."""
-        if self.media:
-            self.pc.addTrack(ToneTrack())
-            if kind == "video":
-                self.pc.addTrack(TestPatternTrack())
-        else:
-            self.pc.addTransceiver("audio")
-            if kind == "video":
-                self.pc.addTransceiver("video")
+        """Returns the caller's offer SDP.
+
+        Signaling only: the process's shared offer for ``kind``, with no loop pass. Media:
+        this call's own, from its peer connection (gathering loopback candidates).
+        """
+        if self.pc is None:
+            return signaling_sdp(kind).offer
+        self.pc.addTrack(ToneTrack())
+        if kind == "video":
+            self.pc.addTrack(TestPatternTrack())
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._attach_shim()
         return str(self.pc.localDescription.sdp)
 
     async def create_answer(self, offer_sdp: str) -> str:
-        """Applies the caller's offer and returns the callee's answer SDP.
+        """Answers the caller's offer; returns the callee's answer SDP.
 
-        Signaling only: the answer is not applied locally, so ICE does not start. Media:
-        it is, and ICE, DTLS and SRTP start towards the caller.
+        Signaling only: the answer is not applied locally, so ICE does not start; the
+        shared offer gets the answer made with it, with no loop pass. Media: the answer
+        is applied, and ICE, DTLS and SRTP start towards the caller.
         """
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         if not self.media:
-            answer = await self.pc.createAnswer()
-            return str(answer.sdp)
+            shared = _shared_answer(offer_sdp)
+            if shared is not None:
+                return shared
+            self.pc = new_peer_connection()
+            return await _answer_unapplied(self.pc, offer_sdp)
+        assert self.pc is not None
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         for transceiver in self.pc.getTransceivers():
             track: MediaStreamTrack = (
                 TestPatternTrack() if transceiver.kind == "video" else ToneTrack()
@@ -296,7 +312,7 @@ class CallMedia:
 
     async def apply_answer(self, answer_sdp: str) -> None:
         """The caller applies the callee's answer: ICE starts (media calls only)."""
-        if self.media and not self._closing:
+        if self.media and self.pc is not None and not self._closing:
             await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
 
     @staticmethod
@@ -322,7 +338,7 @@ class CallMedia:
 
     async def packets_received(self) -> int:
         """RTP packets received from the other end so far (aiortc's inbound-rtp stats)."""
-        if self.pc.connectionState == "closed":
+        if self.pc is None or self.pc.connectionState == "closed":
             return 0
         report = await self.pc.getStats()
         return sum(
@@ -334,7 +350,8 @@ class CallMedia:
     async def close(self) -> None:
         """Closes the peer connection and stops consuming; safe to call more than once."""
         self._closing = True
-        await self.pc.close()
+        if self.pc is not None:
+            await self.pc.close()
         for task in self._consumers:
             task.cancel()
         for task in self._consumers:
@@ -343,7 +360,7 @@ class CallMedia:
         self._consumers.clear()
 
     def _attach_shim(self) -> None:
-        if self.media and self.shim is not None:
+        if self.media and self.pc is not None and self.shim is not None:
             self.shim.attach(self.pc)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -360,6 +377,7 @@ class CallMedia:
                 self.frames_received[kind] += 1
 
     def _on_connection_state(self) -> None:
+        assert self.pc is not None
         state = self.pc.connectionState
         if state == "connected":
             self._report("connected")
@@ -371,3 +389,68 @@ class CallMedia:
             return
         self._reported.add(state)
         self._on_state(state)
+
+
+# --- Signaling-only SDP, made once per process ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignalingSdp:
+    """A real aiortc offer and the answer aiortc made from it (not applied on either side).
+
+    Attributes:
+        offer: The offer SDP, with its loopback host candidates.
+        answer: The answer SDP.
+    """
+
+    offer: str
+    answer: str
+
+
+_SIGNALING_SDP: dict[str, SignalingSdp] = {}
+
+
+def signaling_sdp(kind: Literal["audio", "video"]) -> SignalingSdp:
+    """The process's offer and answer for a signaling-only call of ``kind``.
+
+    Made on first use, with two fresh peer connections, in an event loop of their own on
+    a worker thread: the caller's loop (a run's virtual-time loop, say) sees no pass and
+    no time go by, so a process's first call costs the run what every later one does.
+    """
+    pair = _SIGNALING_SDP.get(kind)
+    if pair is None:
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sdp") as worker:
+            pair = worker.submit(asyncio.run, _new_signaling_sdp(kind)).result()
+        pair = _SIGNALING_SDP.setdefault(kind, pair)
+    return pair
+
+
+def _shared_answer(offer_sdp: str) -> str | None:
+    """The answer made with ``offer_sdp`` if it is one of the process's shared offers."""
+    for pair in _SIGNALING_SDP.values():
+        if pair.offer == offer_sdp:
+            return pair.answer
+    return None
+
+
+async def _new_signaling_sdp(kind: Literal["audio", "video"]) -> SignalingSdp:
+    caller, callee = new_peer_connection(), new_peer_connection()
+    try:
+        caller.addTransceiver("audio")
+        if kind == "video":
+            caller.addTransceiver("video")
+        await caller.setLocalDescription(await caller.createOffer())
+        offer = str(caller.localDescription.sdp)
+        answer = await _answer_unapplied(callee, offer)
+    finally:
+        await caller.close()
+        await callee.close()
+    CallMedia.check_answer(answer)
+    return SignalingSdp(offer, answer)
+
+
+async def _answer_unapplied(pc: RTCPeerConnection, offer_sdp: str) -> str:
+    """Applies ``offer_sdp`` to ``pc`` and returns its answer, not applied: ICE stays off."""
+    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+    answer = await pc.createAnswer()
+    return str(answer.sdp)

@@ -835,17 +835,10 @@ def _allow_files(needed: int) -> None:
 
 async def prebuilt_sdp() -> tuple[str, str]:
     """A real aiortc offer and its answer, made once and reused by every call of a run."""
-    from peers.media import CallMedia  # aiortc loads only when a run starts
+    from peers.media import signaling_sdp  # aiortc loads only when a run starts
 
-    caller, callee = CallMedia(), CallMedia()
-    try:
-        offer = await caller.create_offer("audio")
-        answer = await callee.create_answer(offer)
-    finally:
-        await caller.close()
-        await callee.close()
-    CallMedia.check_answer(answer)
-    return offer, answer
+    sdp = signaling_sdp("audio")
+    return sdp.offer, sdp.answer
 
 
 # --- The run ------------------------------------------------------------------------------------

@@ -84,7 +84,12 @@ DEFAULT_MEDIA_TIMEOUT = 10.0
 10 s keeps real-time runs short."""
 
 _POLL = 0.1
-"""Scenario seconds between checks while settling: cheap, since the clock is virtual."""
+"""Scenario seconds between checks while waiting for a ``when`` event or settling."""
+
+_US: Final = 1_000_000
+"""Ticks per second of looptime's clock (its default resolution, a microsecond)."""
+
+_POLL_US: Final = round(_POLL * _US)
 
 
 @dataclass
@@ -162,12 +167,21 @@ def run_scenario(
         if scenario.media
         else lambda: looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
     )
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(
-            run_scenario_async(
+    results: list[ScenarioResult] = []
+
+    async def main() -> None:
+        # The result is handed back outside the task: asyncio.Runner, ending, looks its
+        # SIGINT handler up as a signal enum, whose failure message reprs that handler,
+        # its main task and so the task's result, the whole event stream (~0.5 ms a run).
+        results.append(
+            await run_scenario_async(
                 scenario, seed=seed, profile=profile, log_file=log_file, lenient=lenient
             )
         )
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+    return results[0]
 
 
 async def run_scenario_async(
@@ -401,14 +415,14 @@ class _Run:
     async def _await_event(self, step: Step, pending: asyncio.Future[dict[str, Any]]) -> bool:
         assert step.when is not None
         deadline = self.now() + SETTLE_LIMIT
-        while not pending.done():
-            if self._quiet() and self.now() > 0:
-                # Nothing is going on, so nothing will: no point in waiting any longer.
-                break
-            if self.now() >= deadline:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(pending), _POLL)
+        with self._polls(deadline) as polls:
+            while not pending.done():
+                if self._quiet() and self.now() > 0:
+                    # Nothing is going on, so nothing will: no point in waiting any longer.
+                    break
+                if self.now() >= deadline:
+                    break
+                await polls.next(pending)
         if pending.done():
             return True
         pending.cancel()
@@ -539,6 +553,10 @@ class _Run:
 
     async def _settle(self) -> None:
         deadline = self.now() + SETTLE_LIMIT
+        with self._polls(deadline) as polls:
+            await self._settle_polling(polls, deadline)
+
+    async def _settle_polling(self, polls: _Polls, deadline: float) -> None:
         while not self._quiet():
             if self.now() >= deadline:
                 busy = [
@@ -554,7 +572,12 @@ class _Run:
                     )
                 )
                 return
-            await asyncio.sleep(_POLL)
+            await polls.next()
+
+    def _polls(self, deadline: float) -> _Polls:
+        """The checks of a wait that gives up at ``deadline`` (scenario time)."""
+        origin = self.origin
+        return _Polls(self.loop, self._quiet, past=lambda time: time - origin >= deadline)
 
     def _fail(self, step: Step, message: str) -> None:
         self.failures.append(
@@ -562,8 +585,9 @@ class _Run:
         )
 
     async def shut_down(self) -> None:
-        for client in self.clients.values():
-            await client.stop()
+        # All at once: each stop is a close handshake through the link, and one after the
+        # other they cost a tenth of a run. Nothing here is judged (see run_scenario_async).
+        await asyncio.gather(*(client.stop() for client in self.clients.values()))
         if self.server is not None:
             await self.server.close()
 
@@ -577,6 +601,162 @@ class _Run:
             phone_errors={c.name: c.phone.errors for c in self.clients.values()},
             virtual_seconds=self.now(),
         )
+
+
+class _Polls:
+    """The runner's checks every :data:`_POLL` seconds while it waits, made only where one
+    can matter.
+
+    What a wait does, and must keep doing: from the moment it starts, check every 0.1 s
+    whether the run is quiet (nothing in progress, nothing owed to a reachable phone),
+    and stop at the first check that finds it so, or at the limit. Each check is a timer,
+    and under virtual time each timer is a jump of the clock with its idle loop passes:
+    a third of a generated run went into checks that could only find what the previous
+    one had found.
+
+    A check can only see something new if something ran since the last one, and under
+    virtual time nothing runs between timers. So this plans one check at a time, each
+    time the loop runs out of work (it is about to wait for its next timer: we see that
+    as the timeout its selector is called with):
+
+    - quiet now: the next check, as it would have come;
+    - not quiet, and the loop's next timer falls on a check's instant: that check, so
+      that it runs in the same loop iteration as ever, after what that timer starts;
+    - otherwise none: the next timer will run something, and we plan again then;
+    - and always, at the latest, the check at the limit.
+
+    Each check is armed with the deadline and the wake-up chain of the timer it replaces
+    (``asyncio.wait_for`` or ``asyncio.sleep`` of :data:`_POLL`, re-armed at each check),
+    so what a check sees is what it saw when every check was made. The simulator plans
+    its polls by the same rule (``scenarios.simulator``: "only polls that matter").
+
+    In real time (media scenarios) the clock does not wait for us: every check is made.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        quiet: Callable[[], bool],
+        *,
+        past: Callable[[float], bool],
+    ) -> None:
+        self.loop = loop
+        self.quiet = quiet
+        self.virtual = isinstance(loop, looptime.LoopTimeEventLoop)
+        self._start = round(loop.time() * _US)
+        # The check at the limit: the first whose time is past it (``past`` compares as
+        # the waiting runner does: in floats, on the loop's clock).
+        last = -(-round(SETTLE_LIMIT * _US) // _POLL_US)
+        while not past((self._start + last * _POLL_US) / _US):
+            last += 1
+        self._last = last
+        self._armed: int | None = None
+        """The check whose timer is set (its number from the start), if any."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._busy = True
+        """The loop ran something since the last plan."""
+        self._select: Callable[[float | None], Any] | None = None
+
+    def __enter__(self) -> _Polls:
+        if self.virtual:
+            # asyncio's selector loops call their selector once per pass, with how long
+            # they may wait: zero while there is work, else until the next timer.
+            # looptime hooks the very same call to move its clock.
+            selector = self.loop._selector  # type: ignore[attr-defined]
+            self._select = selector.select
+            selector.select = self._on_select
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._select is not None:
+            self.loop._selector.select = self._select  # type: ignore[attr-defined]
+            self._select = None
+        self._disarm()
+
+    async def next(self, pending: asyncio.Future[Any] | None = None) -> None:
+        """Returns at the next check that can matter, or soon after ``pending`` is done."""
+        if not self.virtual:
+            if pending is None:
+                await asyncio.sleep(_POLL)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pending), _POLL)
+            return
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        self._busy = True
+        outer: asyncio.Future[Any] | None = None
+        if pending is not None:
+            outer = asyncio.shield(pending)
+            outer.add_done_callback(self._release)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._disarm()
+        if outer is None or outer.done():
+            return
+        # Timed out: asyncio.wait_for then cancels the shield and waits for it, two more
+        # loop passes before its caller checks; so do we, to check in the same pass.
+        outer.remove_done_callback(self._release)
+        outer.cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed = None
+        self._release()
+
+    def _release(self, _: object = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = None
+
+    def _on_select(self, timeout: float | None) -> Any:
+        assert self._select is not None
+        if timeout == 0:  # work to do
+            self._busy = True
+            return self._select(timeout)
+        if self._busy and self._waiter is not None:
+            self._busy = False
+            timeout = self._plan(timeout)
+        before = self.loop.time()
+        events = self._select(timeout)
+        # I/O, or the clock moved on to a timer that runs in this pass.
+        if events or self.loop.time() != before:
+            self._busy = True
+        return events
+
+    def _plan(self, timeout: float | None) -> float | None:
+        """Sets the timer of the next check that can matter; returns the loop's timeout."""
+        now = round(self.loop.time() * _US)
+        following = (now - self._start) // _POLL_US + 1
+        if self.quiet():
+            check = following
+        else:
+            check = self._last
+            if timeout is not None:
+                timer = now + round(timeout * _US)
+                if timer > now and (timer - self._start) % _POLL_US == 0:
+                    check = (timer - self._start) // _POLL_US
+        check = min(check, self._last)
+        if check != self._armed:
+            self._disarm()
+            # The deadline the check always had: the previous check's time plus the poll.
+            when = (self._start + (check - 1) * _POLL_US) / _US + _POLL
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._armed = check
+        assert self._timer is not None
+        wait = max(0.0, self._timer.when() - self.loop.time())
+        return wait if timeout is None else min(timeout, wait)
 
 
 def judge(

@@ -16,9 +16,9 @@ are still in flight. So every instant is divided into the *iterations* of the re
 and each driver step costs the iterations it costs there (measured on the real engine): a
 phone's frame reaches the switchboard 3 iterations after the phone sent it, a server frame
 reaches the phone 4 after the switchboard queued it, a ``when`` step acts 4 after its event,
-a call is placed 8 after its step (aiortc makes the offer first), and so on (the ``_…``
-constants below). Within an iteration, callbacks run in asyncio's order: what the previous
-iteration scheduled, then I/O, then timers. Everything is one priority queue ordered by
+a call is placed in its step's own iteration (its SDP is made once per process), and so on
+(the ``_…`` constants below). Within an iteration, callbacks run in asyncio's order: what the
+previous iteration scheduled, then I/O, then timers. Everything is one priority queue ordered by
 (time, iteration, rank in the iteration, insertion order).
 
 What is modelled, driver by driver:
@@ -102,12 +102,6 @@ _WAIT_POLL: Final = 3
 """A ``when`` wait's poll timing out: the runner checks again (wait_for, shield)."""
 _WHEN_WAKE: Final = 3
 """A matching event: the runner's ``when`` wait returns (shield, wait_for, task)."""
-_CALL: Final = 8
-"""A call step: aiortc makes the offer before the phone places the call."""
-_ANSWER: Final = 6
-"""An answer step: aiortc makes the answer before the phone answers."""
-_CLOSE_MEDIA: Final = 4
-"""A call or answer the phone refused after all: aiortc's peer connection is closed."""
 _ATTEMPT_TO_TCP: Final = 2
 """From the client loop's top to the TCP connect (refused when nobody listens)."""
 _ATTEMPT_TO_OPEN: Final = 12
@@ -754,18 +748,18 @@ class _World:
             client = self.clients[action.actor]
             phone = client.phone
             target = action.target
+            now = self.now
+            # A signaling-only call's SDP is the process's shared offer and answer
+            # (peers.media.signaling_sdp): a call or an answer takes no loop pass.
             if verb is Verb.CALLS or verb is Verb.VIDEO_CALLS:
                 assert target is not None
                 phone.check_call(target)
-                self.soon(_CALL, self._place_call, position, client, target, action.kind)
-                return
-            if verb is Verb.ANSWERS:
+                phone.place_call(target, action.kind, OFFER_SDP, now)
+            elif verb is Verb.ANSWERS:
                 if phone.ringing_offer() is None:
                     raise PhoneError(f"{client.name} cannot answer: nothing is ringing")
-                self.soon(_ANSWER, self._answer, position, client)
-                return
-            now = self.now
-            if verb is Verb.DECLINES:
+                phone.answer(ANSWER_SDP, now)
+            elif verb is Verb.DECLINES:
                 phone.decline(now)
             elif verb is Verb.HANGS_UP:
                 phone.hang_up(now)
@@ -822,25 +816,6 @@ class _World:
         self.failures.append(
             ("steps", f"step {step.index + 1} (line {step.line}, '{step.action.text}'): {message}")
         )
-
-    def _place_call(self, position: int, client: _Client, target: str, kind: Any) -> None:
-        try:
-            client.phone.place_call(target, kind, OFFER_SDP, self.now)
-        except PhoneError as exc:
-            # Too late: the peer connection made for the offer is closed before it says so.
-            self.soon(_CLOSE_MEDIA, self._skip, position, exc)
-            return
-        self._phone_flush(client)
-        self._top(position + 1)
-
-    def _answer(self, position: int, client: _Client) -> None:
-        try:
-            client.phone.answer(ANSWER_SDP, self.now)
-        except PhoneError as exc:
-            self.soon(_CLOSE_MEDIA, self._skip, position, exc)
-            return
-        self._phone_flush(client)
-        self._top(position + 1)
 
     def _quiet(self) -> bool:
         """The runner's rule: nothing in progress, nothing owed to a reachable phone."""
@@ -903,7 +878,9 @@ class _World:
         if not conn.passes(sent_us, it + _CROSS_TO_PHONE):
             return
         bye = conn.server_bye
-        if bye is not None and (sent_us, 2 * (it + _TASK)) >= bye:
+        # Its writer sends two iterations after the switchboard decided (the flush, then
+        # the writer task): a close frame sent in that iteration goes first.
+        if bye is not None and (sent_us, 2 * (it + 2 * _TASK)) >= bye:
             return  # the writer found the connection closing: nothing more is sent
         phone = client.phone
         for message in messages:
@@ -1362,7 +1339,9 @@ class _World:
             if conn.cut is None:
                 conn.cut = (self.t, self.it)
             if conn.phone_open and conn.hole is None:
-                self.soon(_CRASH_PHONE, self._phone_end_closed, conn)
+                # Woken by the reset reaching its socket: after what the runner's task
+                # scheduled for that iteration (a step pressed then finds it connected).
+                self.deliver(_CRASH_PHONE, self._phone_end_closed, conn)
         old.conns.clear()
         store = self.store
         for batch in self._unstored:

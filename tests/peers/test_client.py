@@ -13,7 +13,9 @@ import os
 from typing import Any
 
 import pytest
+from aiortc.sdp import SessionDescription
 
+from peers.media import signaling_sdp
 from peers.phone import Screen
 
 
@@ -286,6 +288,35 @@ async def test_answered_call_hung_up_by_the_callee_has_the_same_duration_on_both
         ]
         # The answer SDP aiortc made was checked by the caller without complaint.
         assert sb.events.select(since=start, event="error") == []
+
+
+async def test_two_signaling_only_calls_carry_the_real_aiortc_sdp_made_once(sandbox):
+    async with sandbox() as sb:
+        alice, bob = await sb.phones("alice", "bob")
+        offers, answers = [], []
+        for _ in range(2):
+            start = sb.events.mark()
+            call_id = await alice.call("bob")
+            await sb.events.wait(since=start, event="transition", who="bob", to="ringing")
+            ringing = bob.phone.ringing_offer()
+            assert ringing is not None
+            offers.append(ringing[1])
+            await bob.answer()
+            await sb.events.wait(since=start, event="transition", who="alice", to="answered")
+            answers.append(alice.phone.answer_sdp(call_id))
+            # Neither phone made a peer connection for the call.
+            assert alice._media[call_id].pc is None
+            assert bob._media[call_id].pc is None
+            await alice.hang_up()
+            await sb.events.wait(since=start, event="transition", who="bob", to="ended")
+        shared = signaling_sdp("audio")
+        assert offers == [shared.offer] * 2
+        assert answers == [shared.answer] * 2
+        parsed = SessionDescription.parse(offers[0])
+        candidates = [c for m in parsed.media for c in m.ice_candidates]
+        assert candidates and {(c.ip, c.type) for c in candidates} == {("127.0.0.1", "host")}
+        assert all(m.dtls is not None and m.dtls.fingerprints for m in parsed.media)
+        assert sb.events.select(event="error") == []
 
 
 def tcp_sockets_to(port: int) -> list[str]:

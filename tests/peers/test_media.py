@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 from aiortc.sdp import SessionDescription
 
-from peers.media import CallMedia
+from peers.media import CallMedia, new_peer_connection, signaling_sdp
 
 
 pytestmark = pytest.mark.looptime
@@ -49,13 +49,56 @@ async def test_answer_from_an_offer_is_valid_sdp_for_the_same_media(
         assert media_kinds(answer) == media_kinds(offer)
         parsed = SessionDescription.parse(answer)
         assert all(m.dtls is not None and m.dtls.fingerprints for m in parsed.media)
-        # Signaling only: the answer is not applied, so ICE never starts on either side.
-        assert caller.pc.iceConnectionState == "new"
-        assert callee.pc.iceConnectionState == "new"
-        assert callee.pc.localDescription is None
+        # Signaling only: the process's shared SDP, so neither side has a peer connection
+        # of its own, and no ICE ever starts.
+        assert (offer, answer) == (signaling_sdp(kind).offer, signaling_sdp(kind).answer)
+        assert caller.pc is None and callee.pc is None
     finally:
         await caller.close()
         await callee.close()
+
+
+async def test_signaling_only_calls_share_one_real_offer_and_answer_per_kind() -> None:
+    first, second = CallMedia(), CallMedia()
+    audio = await first.create_offer("audio")
+    assert await second.create_offer("audio") == audio
+    video = await second.create_offer("video")
+    assert video != audio
+    assert (media_kinds(audio), media_kinds(video)) == (["audio"], ["audio", "video"])
+    assert signaling_sdp("audio") is signaling_sdp("audio")  # made once per process
+
+
+async def test_an_offer_not_shared_is_answered_by_a_peer_connection_of_its_own() -> None:
+    other = new_peer_connection()
+    try:
+        other.addTransceiver("audio")
+        await other.setLocalDescription(await other.createOffer())
+        foreign = str(other.localDescription.sdp)
+    finally:
+        await other.close()
+    assert foreign != signaling_sdp("audio").offer
+    callee = CallMedia()
+    try:
+        answer = await callee.create_answer(foreign)
+        CallMedia.check_answer(answer)
+        assert answer != signaling_sdp("audio").answer
+        assert callee.pc is not None
+        assert callee.pc.localDescription is None  # not applied: ICE stays off
+        assert callee.pc.iceConnectionState == "new"
+    finally:
+        await callee.close()
+
+
+async def test_a_media_call_still_makes_its_own_peer_connection_and_offer() -> None:
+    first, second = CallMedia(media=True), CallMedia(media=True)
+    try:
+        assert first.pc is not None and second.pc is not None and first.pc is not second.pc
+        offers = [await first.create_offer("audio"), await second.create_offer("audio")]
+        assert offers[0] != offers[1]  # each gathers its own candidates and ICE credentials
+        assert signaling_sdp("audio").offer not in offers
+    finally:
+        await first.close()
+        await second.close()
 
 
 @pytest.mark.parametrize(
@@ -73,16 +116,18 @@ def test_check_answer_rejects_garbage(garbage: str) -> None:
 
 
 async def test_close_is_idempotent():
-    media = CallMedia()
+    media = CallMedia(media=True)
     await media.create_offer("audio")
     await media.close()
+    assert media.pc is not None
     assert media.pc.connectionState == "closed"
     await media.close()
     assert media.pc.connectionState == "closed"
 
 
 async def test_close_without_an_offer_is_fine_too():
-    media = CallMedia()
-    await media.close()
-    await media.close()
+    for media in (CallMedia(), CallMedia(media=True)):
+        await media.close()
+        await media.close()
+    assert media.pc is not None
     assert media.pc.signalingState == "closed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from typing import Any
 
@@ -11,7 +12,7 @@ from scenarios.loader import load_scenario_text
 from scenarios.model import Scenario
 from scenarios.observers import LogEntry
 from scenarios.profiles import ProfileError
-from scenarios.runner import ScenarioResult, run_scenario
+from scenarios.runner import SETTLE_LIMIT, ScenarioResult, _Polls, run_scenario
 
 
 # Fields that carry the port the OS gave the server: the only thing in the stream that is
@@ -686,3 +687,48 @@ def test_devices_of_one_name_make_different_call_ids() -> None:
     assert result.passed, result.failures
     ids = {e["who"]: e["call_id"] for e in transitions(result) if e["who"] in ("bob#1", "bob#2")}
     assert ids["bob#1"] != ids["bob#2"]
+
+
+# --- The waits' checks ---------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_a_wait_checks_on_its_grid_but_only_where_a_check_can_see_something_new() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    quiet = {"now": False}
+    loop.call_at(start + 2.345, quiet.update, {"now": True})
+    checks = []
+    with _Polls(
+        loop, lambda: quiet["now"], past=lambda time: time - start >= SETTLE_LIMIT
+    ) as polls:
+        while not quiet["now"]:
+            await polls.next()
+            checks.append(round(loop.time() - start, 6))
+    # The first check after the run went quiet, on the 0.1 s grid from the wait's start;
+    # none of the 23 before it, which could only have found what the start found.
+    assert checks == [2.4]
+
+
+@pytest.mark.looptime
+async def test_a_wait_that_never_sees_quiet_gives_up_at_the_limit() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    checks = []
+    with _Polls(loop, lambda: False, past=lambda time: time - start >= SETTLE_LIMIT) as polls:
+        while loop.time() - start < SETTLE_LIMIT:
+            await polls.next()
+            checks.append(round(loop.time() - start, 6))
+    assert checks == [SETTLE_LIMIT]
+
+
+@pytest.mark.looptime
+async def test_a_wait_returns_on_its_event_between_checks() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    pending: asyncio.Future[str] = loop.create_future()
+    loop.call_at(start + 7.0123, pending.set_result, "rang")
+    with _Polls(loop, lambda: False, past=lambda time: time - start >= SETTLE_LIMIT) as polls:
+        await polls.next(pending)
+    assert pending.done()
+    assert round(loop.time() - start, 6) == 7.0123

@@ -269,6 +269,36 @@ RACES = {
           - at: 2.003s
             do: carol powers on
         """,
+    # The press and the phone's end noticing the reset come in one loop iteration: the
+    # runner's step was scheduled first (exploration seed 1, scenario 185).
+    "a call pressed as the crash reaches the phone": """\
+        name: a call pressed as the crash reaches the phone
+        phones: {alice: {}, bob: {}, carol: {}}
+        steps:
+          - at: 1s
+            do: server crashes
+          - at: 1s
+            do: alice loses signal
+          - at: 1s
+            do: bob calls carol
+        """,
+    # The restart's close frame and the writer's call_ended leave in one iteration: the
+    # close goes first, and alice never hears of the decline (exploration seed 7, 247).
+    "a restart as a decline is on its way": """\
+        name: a restart as a decline is on its way
+        phones: {alice: {}, bob: {}, carol: {}}
+        steps:
+          - at: 0s
+            do: alice calls bob
+          - at: 5s
+            do: bob declines
+          - at: 5s
+            do: carol loses signal
+          - at: 5s
+            do: carol regains signal
+          - at: 5s
+            do: server restarts
+        """,
 }
 
 
