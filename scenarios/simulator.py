@@ -90,11 +90,12 @@ _SERVER_CLOSE_TIMEOUT_US: Final = 10 * _US
 # Event-loop iterations each driver step costs in the real engine (measured there).
 _TO_SERVER: Final = 3
 """A phone's frame: written by the client, forwarded by the link, read by the handler."""
-_TO_PHONE: Final = 4
-"""A server frame: queued, written by the writer task, forwarded, read by the client."""
+_TO_PHONE: Final = 3
+"""A server frame: written by the flush (directly: the connection keeps up), forwarded, read
+by the client."""
 _CROSS_TO_SERVER: Final = 1
 """When a phone's frame crosses the link (a black hole set by then swallows it)."""
-_CROSS_TO_PHONE: Final = 2
+_CROSS_TO_PHONE: Final = 1
 """When a server frame crosses the link."""
 _TASK: Final = 1
 """A timer or a set event: the task it wakes runs in the next iteration."""
@@ -878,10 +879,11 @@ class _World:
         if not conn.passes(sent_us, it + _CROSS_TO_PHONE):
             return
         bye = conn.server_bye
-        # Its writer sends two iterations after the switchboard decided (the flush, then
-        # the writer task): a close frame sent in that iteration goes first.
-        if bye is not None and (sent_us, 2 * (it + 2 * _TASK)) >= bye:
-            return  # the writer found the connection closing: nothing more is sent
+        # The flush writes it one iteration after the switchboard decided (group commit),
+        # straight to the socket: a close frame sent before, or in that iteration, goes
+        # first, and websockets' broadcast skips a closing connection.
+        if bye is not None and (sent_us, 2 * (it + _TASK)) >= bye:
+            return  # the connection was closing: nothing more is sent
         phone = client.phone
         for message in messages:
             phone.receive(message, self.now)
