@@ -16,3 +16,13 @@ def test_scenario_time_per_wall_second_is_measured() -> None:
     document = result.as_json()
     assert document["target"] == 1000 and document["runs"] == result.runs
     assert "speed" in result.table()
+
+
+def test_scenarios_with_real_media_are_left_out_and_counted() -> None:
+    paths = [LIBRARY / "01-cancel-while-ringing.yaml", LIBRARY / "50-media-call-both-ways.yaml"]
+    result = run_virtual_time(paths=paths, repeat=1)
+
+    assert result.real_time_left_out == 1
+    assert result.runs >= 1 and result.failed == 0
+    assert result.as_json()["real_time_left_out"] == 1
+    assert "left out (real media, real time) | 1 scenarios" in result.table()
