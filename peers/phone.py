@@ -146,6 +146,8 @@ class _PhoneCall:
     call: Call
     offer_sdp: str | None = None
     answer_sdp: str | None = None
+    glare_told: bool = False
+    """Whether the server was told that this call, which lost glare here, is over."""
 
     @property
     def is_outgoing(self) -> bool:
@@ -411,11 +413,15 @@ class Phone:
                 pc = self._calls.get(call_id)
                 if pc is not None and pc.is_outgoing and pc.call.state is DIALING:
                     self._fire(pc, Cause.REACHED, now)
+                elif pc is not None:
+                    self._carried_on(pc)
             case Answer(call_id=call_id, sdp=sdp):
                 pc = self._calls.get(call_id)
                 if pc is not None and pc.is_outgoing and pc.call.state in (DIALING, RINGING):
                     pc.answer_sdp = sdp
                     self._fire(pc, Cause.ANSWERED, now)
+                elif pc is not None:
+                    self._carried_on(pc)
             case CallEnded(call_id=call_id, reason=reason):
                 pc = self._calls.get(call_id)
                 if pc is not None:
@@ -625,6 +631,18 @@ class Phone:
         if not pc.call.is_over:
             self._end(pc, _end_cause(notice.reason), now)
         self._send(MissedCallAck(call_id=notice.call_id))
+
+    def _carried_on(self, pc: _PhoneCall) -> None:
+        """The server carries on with a call this phone ended as the loser of glare.
+
+        The phone foresaw the verdict, but the rival had already ended at the server (its
+        caller hung up first), so there was no glare there: without a word the callee would
+        ring for a call whose caller gave it up (exploration seed 3025845). Tell it once.
+        """
+        last = pc.call.transitions[-1]
+        if pc.is_outgoing and last.cause is Cause.GLARE and not pc.glare_told:
+            pc.glare_told = True
+            self._send(Hangup(call_id=pc.call.call_id, reason="glare"))
 
     def _end(self, pc: _PhoneCall, cause: Cause, now: float) -> None:
         """Ends a call by ``cause``, or as ``dropped`` if its state cannot take ``cause``."""

@@ -186,12 +186,14 @@ class Hangup(
     """A party ends the call: the caller before the answer (cancel) or either one after."""
 
     call_id: CallId
-    reason: Literal["canceled", "no_answer", "failed", "dropped"] | None = None
+    reason: Literal["canceled", "no_answer", "failed", "dropped", "glare"] | None = None
     """What the sender saw when it hung up: ``canceled`` from a caller whose call was not
     answered yet (so a cancel that crosses the answer is recognised as one), ``no_answer``
     from the phone that owns the ring timer (profiles where an app owns that timer), and
     nothing after the answer, except from a media call's phone: ``failed`` when its media
-    never connected, ``dropped`` when its media stopped for longer than the grace."""
+    never connected, ``dropped`` when its media stopped for longer than the grace.
+    ``glare`` from a caller that foresaw its call losing glare and ended it, when the server
+    carries on with it all the same (the rival had ended there first)."""
 
 
 class Candidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="candidate"):

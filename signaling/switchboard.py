@@ -709,6 +709,10 @@ class Switchboard:
             case Hangup(reason="no_answer") if state is RINGING:
                 # The phone that owns the ring timer gave up.
                 self._end(sc, Cause.NO_ANSWER, now, by=end)
+            case Hangup(reason="glare") if not is_callee and state in (DIALING, RINGING):
+                # The caller's phone foresaw this call losing glare to one that had already
+                # ended here: it ended the call itself, so it ends here as it did there.
+                self._end(sc, Cause.GLARE, now, by=end)
             case Decline() | Hangup() if is_callee and state in (DIALING, RINGING):
                 # A callee hanging up a ringing call is declining it.
                 self._end(sc, Cause.DECLINED, now, by=end)
@@ -721,9 +725,10 @@ class Switchboard:
                 # the other party ends the call with the same cause.
                 cause = Cause.FAILED if message.reason == "failed" else Cause.DROPPED
                 self._end(sc, cause, now, by=end)
-            case Hangup(reason="canceled") if state is ANSWERED:
-                # The caller canceled before the answer reached it: the cancel wins, and
-                # the callee, already in the call, is told the call was canceled.
+            case Hangup(reason="canceled" | "glare") if state is ANSWERED:
+                # The caller canceled (or gave the call up to glare) before the answer
+                # reached it: the cancel wins, and the callee, already in the call, is told
+                # the call was canceled.
                 self._end(sc, Cause.CANCELED, now, by=end)
             case Hangup() if state in (ANSWERED, RECONNECTING):
                 self._end(sc, Cause.HUNG_UP, now, by=end)

@@ -856,6 +856,31 @@ def test_an_incoming_call_from_someone_else_while_calling_is_still_busy():
     assert phone.messages_to_send() == [Busy(call_id="a0")]
 
 
+def test_a_call_lost_to_glare_that_the_server_carries_on_with_is_hung_up_once():
+    # Exploration seed 3025845: the rival had ended at the server before our offer came,
+    # so the server placed our call; the phone, which ended it as glare, says so once.
+    phone = registered()
+    phone.receive(incoming("a0", caller="alice"), 1)  # a0 < bob-1: the rival wins
+    drain(phone)
+    own = phone.place_call("alice", "audio", "v=0 offer", 2)
+    assert steps(phone, own)[-1] == ("ended", "glare", 2)
+    drain(phone)
+    phone.receive(Ringing(call_id=own), 2)
+    assert phone.messages_to_send() == [Hangup(call_id=own, reason="glare")]
+    phone.receive(Answer(call_id=own, sdp="v=0"), 3)
+    assert phone.messages_to_send() == []  # told once
+    assert steps(phone, own)[-1] == ("ended", "glare", 2)
+
+
+def test_frames_for_a_call_that_ended_otherwise_send_nothing():
+    phone = registered()
+    own = phone.place_call("alice", "audio", "v=0 offer", 1)
+    phone.hang_up(2)
+    drain(phone)
+    phone.receive(Ringing(call_id=own), 3)
+    assert phone.messages_to_send() == []
+
+
 def test_calling_back_the_caller_that_rings_us_is_allowed_and_foresees_glare():
     phone = registered()
     phone.receive(incoming("c9", caller="alice"), 1)

@@ -1305,6 +1305,31 @@ def test_glare_the_lower_id_survives_when_it_came_first(ex):
     assert ex.server_steps("a1") == [("dialing", "placed", 0), ("ringing", "reached", 0)]
 
 
+def test_a_call_its_caller_gave_up_to_glare_ends_as_glare_if_the_rival_had_ended_here(ex):
+    # Exploration seed 3025845: bob's phone foresaw z9 losing to a1 and ended it, but
+    # alice's cancel of a1 reached the server first, so z9 was placed and rang alice.
+    ex.send("alice", Offer("a1", "bob", "audio", OFFER_SDP), 0)
+    ex.send("alice", Hangup("a1", reason="canceled"), 1)
+    ex.send("bob", Offer("z9", "alice", "audio", OFFER_SDP), 1)
+    assert ex.server_steps("z9")[-1] == ("ringing", "reached", 1)
+    ex.send("bob", Hangup("z9", reason="glare"), 1)
+    assert ex.server_steps("z9")[-1] == ("ended", "glare", 1)
+    assert CallEnded("z9", "glare") in [f.message for f in ex.received("alice")]
+    ex.advance(100)
+    assert ex.switchboard.pending_notices("alice") == []  # a glare loser is never missed
+
+
+def test_a_call_given_up_to_glare_after_the_callee_answered_is_a_crossed_cancel(ex):
+    ex.send("alice", Offer("a1", "bob", "audio", OFFER_SDP), 0)
+    ex.send("alice", Hangup("a1", reason="canceled"), 1)
+    ex.send("bob", Offer("z9", "alice", "audio", OFFER_SDP), 1)
+    ex.send("alice", Answer(call_id="z9", sdp="v=0"), 2)
+    ex.send("bob", Hangup("z9", reason="glare"), 2)
+    # The answer never counted for bob: it is void for alice too, as a crossed cancel.
+    assert ex.server_steps("z9")[-1] == ("ended", "canceled", 2)
+    assert CallEnded("z9", "canceled") in [f.message for f in ex.received("alice")]
+
+
 def test_calling_back_the_phone_that_rings_you_is_glare_not_busy(ex):
     first = ex.call("alice", "bob", 0)  # alice-1
     second = ex.call("bob", "alice", 1)  # bob-1: bob's phone is ringing with alice-1
