@@ -601,8 +601,11 @@ class Switchboard:
         info = CallInfo(call_id, name, offer.to, offer.kind, now)
         sc = _ServerCall(Call(SERVER, info), offer.sdp, blocked=name in callee.blocks)
         sc.devices[name] = end[1]
-        # Glare is looked for before this call is filed, so it cannot find itself.
-        rival = None if sc.blocked else self._glare_rival(name, offer.to)
+        # Glare is looked for before this call is filed, so it cannot find itself. A blocked
+        # call can lose glare too: its caller knows the rival (it rings there), and its
+        # phone has already ended its own call, foreseeing this (exploration seed 9080733:
+        # kept dialing, such calls piled up to too_many_calls).
+        rival = self._glare_rival(name, offer.to)
         self._calls[call_id] = sc
         self._calls_of.setdefault(name, {})[call_id] = sc
         self._fire(sc, Cause.PLACED, now)
@@ -615,7 +618,10 @@ class Switchboard:
             if rival.info.call_id < call_id:
                 self._end(sc, Cause.GLARE, now, by=None)
                 return
-            self._end(rival, Cause.GLARE, now, by=None)
+            if not sc.blocked:
+                # A blocked call that wins ends nothing: the rival's caller blocked this
+                # caller, and its call ending glare would tell it of the call.
+                self._end(rival, Cause.GLARE, now, by=None)
         if not sc.blocked:
             # A blocked call is never filed under the callee: nothing done on the callee's
             # side (registering, being busy, being away) can touch it or reveal it.

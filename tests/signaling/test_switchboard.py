@@ -1330,6 +1330,26 @@ def test_a_call_given_up_to_glare_after_the_callee_answered_is_a_crossed_cancel(
     assert CallEnded("z9", "canceled") in [f.message for f in ex.received("alice")]
 
 
+def test_a_blocked_call_back_loses_glare_as_its_phone_foresaw(ex):
+    # Exploration seed 9080733: bob has blocked alice and calls her; her calls back lost
+    # glare on her phone but kept dialing at the server until they hit too_many_calls.
+    ex.send("bob", Block("alice"), 0)
+    ex.send("bob", Offer("a1", "alice", "audio", OFFER_SDP), 0)  # alice's phone rings a1
+    ex.send("alice", Offer("z9", "bob", "audio", OFFER_SDP), 1)
+    assert ex.server_steps("z9") == [("dialing", "placed", 1), ("ended", "glare", 1)]
+    assert ex.server_steps("a1")[-1] == ("ringing", "reached", 0)  # bob's call goes on
+
+
+def test_a_blocked_call_back_that_would_win_glare_ends_nothing_of_the_blockers(ex):
+    ex.send("bob", Block("alice"), 0)
+    ex.send("bob", Offer("z9", "alice", "audio", OFFER_SDP), 0)
+    ex.send("alice", Offer("a1", "bob", "audio", OFFER_SDP), 1)
+    # Ending bob's z9 would tell him alice called: the blocked a1 dials on, unseen.
+    assert ex.server_steps("z9")[-1] == ("ringing", "reached", 0)
+    assert ex.server_steps("a1") == [("dialing", "placed", 1)]
+    assert "call_ended" not in [t for _, t in ex.received_types("bob")]
+
+
 def test_calling_back_the_phone_that_rings_you_is_glare_not_busy(ex):
     first = ex.call("alice", "bob", 0)  # alice-1
     second = ex.call("bob", "alice", 1)  # bob-1: bob's phone is ringing with alice-1
