@@ -483,13 +483,14 @@ def answer_that_waited(
     events: Sequence[Event], caller: CallSummary, callee: CallSummary
 ) -> str | None:
     """Why the callee counted an answered call longer than the caller, if the answer
-    waited in the caller's dead radio.
+    waited for a caller that was off the air.
 
-    Each end counts from when it learned of the answer. The server sent the caller the
-    ``answer`` while its radio was down, or as its connection closed, and the caller read
-    it only when it registered again (exploration seed 2006045: its signal came back 1.8 s
-    later; seed 4067114: a clean restart closed it, 7.5 s). That wait, and within the
-    usual second no more, is explained.
+    Each end counts from when it learned of the answer. When the server took the answer,
+    the caller's radio was down or its connection closed: the server sent the ``answer``
+    into it, or held it, and the caller learned of it only when it registered again
+    (exploration seed 2006045: its signal came back 1.8 s later; seed 4067114: a clean
+    restart had closed it, 7.5 s; seed 11017078: the server held it 1.8 s). That wait, and
+    within the usual second no more, is explained.
 
     Returns:
         A sentence saying how long the answer waited, or ``None``.
@@ -498,29 +499,32 @@ def answer_that_waited(
         caller.duration is None
         or callee.duration is None
         or caller.answered_at is None
+        or callee.answered_at is None
         or callee.duration <= caller.duration
     ):
         return None
-    for e in events:
-        if (
-            e.get("event") == "frame"
+    taken = next(
+        (
+            e["t"]
+            for e in events
+            if e.get("event") == "transition"
+            and e.get("who") == "server"
             and e.get("call_id") == caller.info.call_id
-            and e.get("receiver") == caller.who
-            and e.get("type") == "answer"
-            and e["t"] < caller.answered_at
-            and (
-                _radio_down(events, caller.who, e["t"], e["t"])
-                or _away(events, caller.who, e["t"], e["t"])
-            )
-        ):
-            waited = caller.answered_at - e["t"]
-            if callee.duration - caller.duration <= waited + 1.0:
-                return (
-                    f"the answer waited {waited:.1f}s for {caller.who}, off the air "
-                    f"({callee.who} {callee.duration:.1f}s, {caller.who} {caller.duration:.1f}s)"
-                )
-            return None
-    return None
+            and e.get("to") == "answered"
+        ),
+        None,
+    )
+    if taken is None or not (
+        _radio_down(events, caller.who, taken, taken) or _away(events, caller.who, taken, taken)
+    ):
+        return None
+    waited = caller.answered_at - callee.answered_at
+    if callee.duration - caller.duration > waited + 1.0:
+        return None
+    return (
+        f"the answer waited {waited:.1f}s for {caller.who}, off the air "
+        f"({callee.who} {callee.duration:.1f}s, {caller.who} {caller.duration:.1f}s)"
+    )
 
 
 def end_that_never_arrived(

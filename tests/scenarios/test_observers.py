@@ -583,6 +583,36 @@ steps:
     assert "the answer waited 7.5s for carol, off the air" in obs.crossings[0]
 
 
+def test_an_answer_the_server_held_for_an_away_caller_explains_only_the_wait() -> None:
+    # Exploration seed 11017078: Bob answers while Alice has no signal; the server holds
+    # the answer until she is back 1.8 s later, and the call resumes.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 4.453s, do: alice calls bob}
+  - {at: 30.555s, do: alice loses signal}
+  - {at: 46.592s, do: bob answers}
+  - {at: 48.36s, do: alice regains signal}
+  - {at: 48.361s, do: alice hangs up}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert "the answer waited 1.8s for alice, off the air" in obs.crossings[0]
+    # Had Alice kept her signal, the server would have sent the answer at once.
+    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "alice")]
+    doctored = [
+        e for e in doctored if not (e.get("event") == "connection" and e.get("who") == "alice")
+    ]
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
