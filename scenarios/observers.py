@@ -457,12 +457,17 @@ def news_that_never_arrived(
     # instant the server's call_ended left for it.
     if callee.end_cause is not record.cause:
         for f in frames:
-            if (
-                f["receiver"] == callee.who
-                and f["type"] == "call_ended"
-                and f["t"] >= callee.ended_at
-            ):
+            if f["receiver"] != callee.who or f["type"] != "call_ended":
+                continue
+            if f["t"] >= callee.ended_at:
                 return f"the call_ended that voided {callee.who}'s answer crossed its own ending"
+            answer_arrived = any(
+                a["sender"] == callee.who and a["type"] == "answer" for a in frames
+            )
+            if answer_arrived and _radio_down(events, callee.who, f["t"], callee.ended_at):
+                # Seed 14080535: the cancel crossed the answer, and its news went into the
+                # callee's radio, dead from that instant.
+                return f"the call_ended that voided {callee.who}'s answer went into its dead radio"
     if any(f["sender"] == callee.who and f["type"] == "answer" for f in frames):
         return None
     if _radio_down(events, callee.who, callee.answered_at, callee.ended_at) or (
@@ -554,15 +559,22 @@ def end_that_never_arrived(
     if longer.duration is None or shorter.duration is None or stopped is None:
         return None
     assert counted_until is not None  # a duration implies an end
-    for dead, until in ((longer.who, counted_until), (shorter.who, stopped)):
-        if _radio_down(events, dead, stopped, until) and (
-            counted_until <= _link_found_dead(events, dead, stopped) + 1.0
-        ):
-            return (
-                f"{shorter.who} stopped counting while {dead}'s radio was dead; "
-                f"{longer.who} counted on until that link was found dead "
-                f"({longer.duration:.1f}s against {shorter.duration:.1f}s)"
-            )
+    # The news travels out of shorter's radio to the server, then into longer's: each dead
+    # radio on the way holds it until its link is found dead (seed 15054411: both, in turn).
+    arrives, dead = stopped, []
+    if _radio_down(events, shorter.who, stopped, stopped):
+        arrives = _link_found_dead(events, shorter.who, stopped)
+        dead.append(shorter.who)
+    if _radio_down(events, longer.who, arrives, counted_until):
+        arrives = _link_found_dead(events, longer.who, arrives)
+        dead.append(longer.who)
+    if dead and counted_until <= arrives + 1.0:
+        radios = " and then ".join(f"{who}'s" for who in dead)
+        return (
+            f"{shorter.who} stopped counting while {radios} radio was dead; "
+            f"{longer.who} counted on until that link was found dead "
+            f"({longer.duration:.1f}s against {shorter.duration:.1f}s)"
+        )
     return None
 
 

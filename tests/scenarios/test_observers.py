@@ -613,6 +613,59 @@ steps:
     assert any("durations differ by more than a second" in v for v in obs.violations)
 
 
+def test_an_end_held_in_two_dead_radios_in_turn_is_a_crossing() -> None:
+    # Exploration seed 15054411: Alice's hang-up never leaves her dead radio; the server
+    # learns at her heartbeat (20 s) and tells Bob, whose radio died meanwhile (25 s).
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 0s, do: alice calls bob}
+  - {at: 1ms, do: bob answers}
+  - {at: 13.597s, do: alice loses signal}
+  - {at: 15.107s, do: alice hangs up}
+  - {at: 15.108s, do: bob loses signal}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert (
+        "alice stopped counting while alice's and then bob's radio was dead" in (obs.crossings[0])
+    )
+    # Had Bob's radio stayed up, he would have heard at 20 s: his 25 s is then a fault.
+    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "bob")]
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
+def test_a_voiding_call_ended_sent_into_a_dead_radio_is_a_crossing() -> None:
+    # Exploration seed 14080535: Alice's cancel crosses Carol's answer; the call_ended that
+    # voids it goes into Carol's radio, dead from that instant.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}, carol: {}}
+steps:
+  - {at: 1ms, do: alice video-calls carol}
+  - {when: alice hears ringing, after: 9ms, do: alice hangs up}
+  - {at: 2ms, do: carol answers}
+  - {at: 3ms, do: alice video-calls bob}
+  - {at: 5ms, do: carol loses signal}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings
+    assert (
+        "the call_ended that voided carol's answer went into its dead radio" in (obs.crossings[0])
+    )
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
