@@ -581,6 +581,11 @@ class Phone:
         for pc in self._live_calls():
             if pc.call.call_id not in held:
                 self._end(pc, Cause.DROPPED, now)  # the server let it go while we were away
+            elif not pc.is_outgoing and pc.call.state is RECONNECTING and pc.answer_sdp:
+                # The answer may have gone into a dead radio, the call still ringing at the
+                # server (exploration seed 16019403): say it again, as SIP repeats its 200 OK.
+                # A server that had it ignores the repeat.
+                self._send(Answer(call_id=pc.call.call_id, sdp=pc.answer_sdp))
         # A held call that waits in Reconnecting… goes on only when the server says
         # ``resumed``: the other party may still be away.
         # The server's list is the phone's own, as last synced; changes made while

@@ -205,6 +205,9 @@ class _ServerCall:
     answer. A callee with no entry yet is every device it has."""
     delivered_to: set[ConnectionId] = field(default_factory=set)
     """The callee connections the offer was written to (each of its devices, each time)."""
+    held_while_ringing: set[ConnectionId] = field(default_factory=set)
+    """Callee connections that registered listing this call while it still rang here: the
+    device may have answered into a dead radio, and says it again on its return."""
     timer: tuple[float, Cause] | None = None
     """The dial or ring timer: when, and the cause it ends the call with."""
     away: dict[str, float] = field(default_factory=dict)
@@ -544,6 +547,7 @@ class Switchboard:
                 sc.away.pop(name, None)
                 if ringing:
                     sc.delivered_to.add(conn)
+                    sc.held_while_ringing.add(conn)
                 follow_ups.extend(self._catch_up(sc, name, now))
             elif ringing:
                 # Back while the caller still waits: the device rings (again).
@@ -712,6 +716,15 @@ class Switchboard:
                     sc.answer_undelivered = True
                     self._fire(sc, Cause.LINK_LOST, now)
                     self._send_to(sc, name, Reconnecting(call_id))
+                elif conn in sc.held_while_ringing:
+                    # The device answered into a dead radio and says it again now that it
+                    # is back (exploration seed 16019403); it waits at Reconnecting… for
+                    # this call to go on.
+                    self._outbox.append((conn, Resumed(call_id)))
+            case Answer() if (
+                is_callee and state in (ANSWERED, RECONNECTING) and sc.devices.get(name) == device
+            ):
+                pass  # the answering device says it again on its return: it had arrived
             case Hangup(reason="no_answer") if state is RINGING:
                 # The phone that owns the ring timer gave up.
                 self._end(sc, Cause.NO_ANSWER, now, by=end)

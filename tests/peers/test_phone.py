@@ -715,6 +715,8 @@ def test_a_phone_that_knows_it_has_no_connection_cannot_answer():
     drain(phone)
     _refused(phone, lambda: phone.answer("v=0 answer", 3), "not connected")
     assert phone.messages_to_send() == []
+
+
 # --- Media calls: the media timer ------------------------------------------------------------
 
 
@@ -878,6 +880,31 @@ def test_frames_for_a_call_that_ended_otherwise_send_nothing():
     phone.hang_up(2)
     drain(phone)
     phone.receive(Ringing(call_id=own), 3)
+    assert phone.messages_to_send() == []
+
+
+def test_on_its_return_a_phone_says_again_the_answer_its_dead_radio_may_have_lost():
+    phone = registered()
+    phone.receive(incoming("c1"), 1)
+    phone.answer("v=0 answer", 2)
+    phone.link_down(3)  # Reconnecting…
+    phone.link_up(4)
+    drain(phone)
+    phone.receive(Registered(name="bob", blocks=[], calls=["c1"]), 4)
+    assert phone.messages_to_send() == [Answer(call_id="c1", sdp="v=0 answer")]
+    assert steps(phone, "c1")[-1] == ("reconnecting", "link_lost", 3)  # until resumed
+    phone.receive(Resumed(call_id="c1"), 4)
+    assert steps(phone, "c1")[-1] == ("answered", "resumed", 4)
+
+
+def test_a_caller_coming_back_says_nothing_again():
+    phone = registered()
+    own = phone.place_call("alice", "audio", "v=0 offer", 1)
+    phone.receive(Answer(call_id=own, sdp="v=0"), 2)
+    phone.link_down(3)
+    phone.link_up(4)
+    drain(phone)
+    phone.receive(Registered(name="bob", blocks=[], calls=[own]), 4)
     assert phone.messages_to_send() == []
 
 
