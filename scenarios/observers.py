@@ -490,9 +490,10 @@ def answer_that_waited(
     """Why the callee counted an answered call longer than the caller, if the answer
     waited for a caller that was off the air.
 
-    Each end counts from when it learned of the answer. When the server took the answer,
-    the caller's radio was down or its connection closed: the server sent the ``answer``
-    into it, or held it, and the caller learned of it only when it registered again
+    Each end counts from when it learned of the answer. The callee's radio was dead when
+    it answered, so the answer left only on its return; or, when the server took the
+    answer, the caller's radio was down or its connection closed: the server sent the
+    ``answer`` into it, or held it, and the caller learned of it only when it registered again
     (exploration seed 2006045: its signal came back 1.8 s later; seed 4067114: a clean
     restart had closed it, 7.5 s; seed 11017078: the server held it 1.8 s). That wait, and
     within the usual second no more, is explained.
@@ -519,15 +520,24 @@ def answer_that_waited(
         ),
         None,
     )
-    if taken is None or not (
-        _radio_down(events, caller.who, taken, taken) or _away(events, caller.who, taken, taken)
+    if taken is None:
+        return None
+    # The caller off the air when the server took the answer; or the callee's own radio
+    # dead when it answered, so the answer left only when it came back and said it again
+    # (seed 16019403 after that repeat: 1.4 s).
+    caller_away = _radio_down(events, caller.who, taken, taken) or _away(
+        events, caller.who, taken, taken
+    )
+    if not caller_away and not _radio_down(
+        events, callee.who, callee.answered_at, callee.answered_at
     ):
         return None
     waited = caller.answered_at - callee.answered_at
     if callee.duration - caller.duration > waited + 1.0:
         return None
+    where = f"for {caller.who}, off the air" if caller_away else f"in {callee.who}'s dead radio"
     return (
-        f"the answer waited {waited:.1f}s for {caller.who}, off the air "
+        f"the answer waited {waited:.1f}s {where} "
         f"({callee.who} {callee.duration:.1f}s, {caller.who} {caller.duration:.1f}s)"
     )
 

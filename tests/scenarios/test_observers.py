@@ -666,6 +666,31 @@ steps:
     )
 
 
+def test_an_answer_that_waited_in_the_callees_own_dead_radio_explains_only_its_wait() -> None:
+    # Exploration seed 30443: Bob answers with no signal and says the answer again when it
+    # returns 1.4 s later; Alice counts from then, Bob from his answer.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}}
+steps:
+  - {at: 1ms, do: alice calls bob}
+  - {at: 2ms, do: bob loses signal}
+  - {at: 3ms, do: bob answers}
+  - {at: 1.355s, do: bob regains signal}
+  - {at: 1.356s, do: alice hangs up}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert obs.crossings and "the answer waited 1.4s in bob's dead radio" in obs.crossings[0]
+    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "bob")]
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert obs.crossings == []
+    assert any("durations differ by more than a second" in v for v in obs.violations)
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
