@@ -425,6 +425,7 @@ def news_that_never_arrived(
     - the server sent the callee the ``call_ended`` that voided its answer (a cancel that
       crossed it) when the callee had already ended the call itself (for another cause
       than the server's);
+    - the server crashed in the instant it sent the caller the ``answer``;
     - the callee's ``answer`` never reached the server: it went into a dead radio, or the
       server crashed before reading it.
 
@@ -445,6 +446,10 @@ def news_that_never_arrived(
             return f"the answer crossed {caller.who}'s own ending on the wire"
         if _radio_down(events, caller.who, f["t"], caller.ended_at):
             return f"the answer went into {caller.who}'s dead radio"
+        if _crashed_between(events, f["t"], f["t"]):
+            # A crash queues what was decided, then aborts every connection: the answer
+            # of that instant is lost with it (seed 16029381).
+            return f"the answer to {caller.who} was lost with the server's crash"
         if _away(events, caller.who, f["t"], caller.ended_at):
             return f"the answer crossed {caller.who}'s connection closing, and it never came back"
     # The caller's call may have ended before the answer was given (its cancel lost in a
@@ -474,14 +479,17 @@ def news_that_never_arrived(
         _radio_went_before_it_sent(events, callee)
     ):
         return f"{callee.who} answered into its dead radio: the answer never reached the server"
-    if any(
-        e.get("event") == "server"
-        and e.get("state") == "crashed"
-        and callee.answered_at <= e["t"] <= callee.ended_at
-        for e in events
-    ):
+    if _crashed_between(events, callee.answered_at, callee.ended_at):
         return f"the server crashed before it read {callee.who}'s answer"
     return None
+
+
+def _crashed_between(events: Sequence[Event], since: float, until: float) -> bool:
+    """Whether the server crashed from ``since`` to ``until``."""
+    return any(
+        e.get("event") == "server" and e.get("state") == "crashed" and since <= e["t"] <= until
+        for e in events
+    )
 
 
 def answer_that_waited(

@@ -691,6 +691,43 @@ steps:
     assert any("durations differ by more than a second" in v for v in obs.violations)
 
 
+def test_an_answer_lost_with_a_crash_in_its_instant_is_a_crossing() -> None:
+    # Exploration seed 16029381: a pile-up of late steps; Dave answers and the server
+    # crashes in the same instant, its answer to Carol queued and lost with the abort.
+    from scenarios.observers import observe
+
+    events, phones = _run_events(
+        """
+phones: {alice: {}, bob: {}, carol: {}, dave: {}, erin: {}, frank: {}}
+steps:
+  - {at: 0s, do: frank calls bob}
+  - {when: alice rings, after: 1ms, do: alice answers}
+  - {at: 1ms, do: carol calls dave}
+  - {when: dave rings, after: 1.105s, do: dave answers}
+  - {at: 2ms, do: bob hangs up}
+  - {at: 18.223s, do: alice calls frank}
+  - {at: 18.362s, do: dave calls erin}
+  - {at: 18.389s, do: server crashes}
+  - {at: 39.604s, do: server restarts}
+"""
+    )
+    obs = observe(events, phones, load_profile("whatsapp"))
+    assert obs.violations == []
+    assert any("the answer to carol was lost with the server's crash" in c for c in obs.crossings)
+    # Had the crash come a second later, the answer would have reached Carol first.
+    doctored = sorted(
+        (
+            {**e, "t": e["t"] + 1.0}
+            if e.get("event") == "server" and e.get("state") == "crashed"
+            else e
+            for e in events
+        ),
+        key=lambda e: e["t"],
+    )
+    obs = observe(doctored, phones, load_profile("whatsapp"))
+    assert any("carol says not answered, dave says answered" in v for v in obs.violations)
+
+
 def test_counting_on_past_the_heartbeat_is_still_a_violation() -> None:
     from scenarios.observers import observe
 
