@@ -940,6 +940,8 @@ def test_media_must_be_true_or_false():
     error = load_error(PHONES + "settings:\n  media: yes please\n")
     assert error.line == 4
     assert "settings.media: expected true or false, got 'yes please'" in error.message
+
+
 # --- Several devices per name ---------------------------------------------------------------------
 
 DEVICES = "name: test\nphones:\n  alice: {}\n  bob: {devices: 2}\n"
