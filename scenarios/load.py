@@ -56,7 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, Never
 
 import click
 from websockets.asyncio.client import ClientConnection, connect
@@ -1267,7 +1267,7 @@ def render_summary(report: LoadReport, echo: Callable[[str], None]) -> None:
         echo(f"  !! {mismatch}")
 
 
-def _bad_input(message: str) -> NoReturn:
+def _bad_input(message: str) -> Never:
     click.echo(click.style(f"error: {message}", fg="red"), err=True)
     sys.exit(2)
 

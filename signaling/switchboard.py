@@ -724,7 +724,7 @@ class Switchboard:
             case Answer() if (
                 is_callee and state in (ANSWERED, RECONNECTING) and sc.devices.get(name) == device
             ):
-                pass  # the answering device says it again on its return: it had arrived
+                pass  # the answering device says it again once back; the first had arrived
             case Hangup(reason="no_answer") if state is RINGING:
                 # The phone that owns the ring timer gave up.
                 self._end(sc, Cause.NO_ANSWER, now, by=end)
