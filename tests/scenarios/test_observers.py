@@ -312,6 +312,21 @@ def test_log_entry_describe(overrides: dict[str, object], text: str) -> None:
 # --- Answer agreement: crossings (the Two Generals window) vs real disagreements ---------------
 
 
+def _without(events: list[dict[str, Any]], kind: str, phone: str) -> list[dict[str, Any]]:
+    """The run with one phone's ``link`` events (its radio faults) or ``connection`` events
+    (its connection closing) taken out: the doctored twin of a crossing, which must then be
+    judged a violation."""
+    key = "phone" if kind == "link" else "who"
+    return [e for e in events if not (e.get("event") == kind and e.get(key) == phone)]
+
+
+def _assert_first_crossing(obs: Any, text: str) -> None:
+    """No violation is left, and the first crossing says ``text``."""
+    assert obs.violations == []
+    assert obs.crossings
+    assert text in obs.crossings[0]
+
+
 def _run_events(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     from scenarios.loader import load_scenario_text
     from scenarios.runner import run_scenario
@@ -439,9 +454,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("twilio"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "carol stopped counting while alice's radio was dead" in obs.crossings[0]
+    _assert_first_crossing(obs, "carol stopped counting while alice's radio was dead")
 
 
 def test_a_hangup_that_never_left_a_dead_radio_is_a_crossing() -> None:
@@ -460,9 +473,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "bob stopped counting while bob's radio was dead" in obs.crossings[0]
+    _assert_first_crossing(obs, "bob stopped counting while bob's radio was dead")
 
 
 ANSWER_WAITS_IN_A_DEAD_RADIO = """
@@ -483,11 +494,9 @@ def test_an_answer_that_waited_in_a_dead_radio_explains_only_its_wait() -> None:
 
     events, phones = _run_events(ANSWER_WAITS_IN_A_DEAD_RADIO)
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "the answer waited 1.8s for carol, off the air" in obs.crossings[0]
+    _assert_first_crossing(obs, "the answer waited 1.8s for carol, off the air")
     # Had Carol read it at once (radio up), Bob's 1.8 s more would be a fault.
-    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "carol")]
+    doctored = _without(events, "link", "carol")
     obs = observe(doctored, phones, load_profile("whatsapp"))
     assert obs.crossings == []
     assert any("durations differ by more than a second" in v for v in obs.violations)
@@ -510,9 +519,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "carol stopped counting while dave's radio was dead" in obs.crossings[0]
+    _assert_first_crossing(obs, "carol stopped counting while dave's radio was dead")
 
 
 def test_an_answer_into_a_dead_radio_is_a_crossing_even_if_the_call_ends_as_it_returns() -> None:
@@ -531,9 +538,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "erin answered into its dead radio" in obs.crossings[0]
+    _assert_first_crossing(obs, "erin answered into its dead radio")
 
 
 SWITCHED_OFF_AND_ON_AS_IT_ANSWERS = """
@@ -555,9 +560,7 @@ def test_an_answer_that_died_with_the_radio_in_its_own_instant_is_a_crossing() -
 
     events, phones = _run_events(SWITCHED_OFF_AND_ON_AS_IT_ANSWERS)
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "alice answered into its dead radio" in obs.crossings[0]
+    _assert_first_crossing(obs, "alice answered into its dead radio")
 
 
 def test_an_answer_that_waited_out_a_clean_restart_explains_only_its_wait() -> None:
@@ -578,9 +581,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "the answer waited 7.5s for carol, off the air" in obs.crossings[0]
+    _assert_first_crossing(obs, "the answer waited 7.5s for carol, off the air")
 
 
 def test_an_answer_the_server_held_for_an_away_caller_explains_only_the_wait() -> None:
@@ -600,14 +601,10 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "the answer waited 1.8s for alice, off the air" in obs.crossings[0]
+    _assert_first_crossing(obs, "the answer waited 1.8s for alice, off the air")
     # Had Alice kept her signal, the server would have sent the answer at once.
-    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "alice")]
-    doctored = [
-        e for e in doctored if not (e.get("event") == "connection" and e.get("who") == "alice")
-    ]
+    doctored = _without(events, "link", "alice")
+    doctored = _without(doctored, "connection", "alice")
     obs = observe(doctored, phones, load_profile("whatsapp"))
     assert obs.crossings == []
     assert any("durations differ by more than a second" in v for v in obs.violations)
@@ -630,13 +627,11 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert (
-        "alice stopped counting while alice's and then bob's radio was dead" in (obs.crossings[0])
+    _assert_first_crossing(
+        obs, "alice stopped counting while alice's and then bob's radio was dead"
     )
     # Had Bob's radio stayed up, he would have heard at 20 s: his 25 s is then a fault.
-    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "bob")]
+    doctored = _without(events, "link", "bob")
     obs = observe(doctored, phones, load_profile("whatsapp"))
     assert obs.crossings == []
     assert any("durations differ by more than a second" in v for v in obs.violations)
@@ -659,10 +654,8 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert (
-        "the call_ended that voided carol's answer went into its dead radio" in (obs.crossings[0])
+    _assert_first_crossing(
+        obs, "the call_ended that voided carol's answer went into its dead radio"
     )
 
 
@@ -685,7 +678,7 @@ steps:
     obs = observe(events, phones, load_profile("whatsapp"))
     assert obs.violations == []
     assert obs.crossings and "the answer waited 1.4s in bob's dead radio" in obs.crossings[0]
-    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "bob")]
+    doctored = _without(events, "link", "bob")
     obs = observe(doctored, phones, load_profile("whatsapp"))
     assert obs.crossings == []
     assert any("durations differ by more than a second" in v for v in obs.violations)
@@ -751,7 +744,7 @@ def test_a_hangup_that_reached_a_live_radio_must_stop_the_count() -> None:
     events, phones = _run_events(HANGUP_INTO_A_DEAD_RADIO)
     # The same run with Carol's radio up all along: she heard the call_ended, so counting
     # on for 10 s is a fault, not a crossing.
-    doctored = [e for e in events if not (e.get("event") == "link" and e.get("phone") == "carol")]
+    doctored = _without(events, "link", "carol")
     obs = observe(doctored, phones, load_profile("whatsapp"))
     assert obs.crossings == []
     assert any("durations differ by more than a second" in v for v in obs.violations)
@@ -795,9 +788,7 @@ steps:
 """
     )
     obs = observe(events, phones, load_profile("whatsapp"))
-    assert obs.violations == []
-    assert obs.crossings
-    assert "the answer crossed erin's connection closing" in obs.crossings[0]
+    _assert_first_crossing(obs, "the answer crossed erin's connection closing")
     # Had Erin closed it a second later, the answer would have reached her first.
     doctored = sorted(
         (
@@ -839,7 +830,7 @@ def test_a_caller_that_was_connected_must_get_the_answer() -> None:
 
     events, phones = _run_events(ANSWER_HELD_FOR_AN_AWAY_CALLER)
     # Bob's connection never closed: the server should have sent him the answer.
-    doctored = [e for e in events if not (e.get("event") == "connection" and e.get("who") == "bob")]
+    doctored = _without(events, "connection", "bob")
     obs = observe(doctored, phones, load_profile("sip"))
     assert obs.crossings == []
     assert any("bob says not answered, alice says answered" in v for v in obs.violations)
